@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian machine for certlc: system tools through apt where they are missing,
+# a virtual environment in .venv with the locked dependencies, and certlc installed editable.
+# Idempotent and quick when nothing changed: a stamp records the lock file it installed.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null 2>&1 || python=python3
+
+apt_missing=()
+[ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || apt_missing+=(nats-server)
+command -v kubectl >/dev/null 2>&1 || apt_missing+=(kubernetes-client)
+command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
+"$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_missing+=(python3-venv)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+    echo "bootstrap: installing with apt: ${apt_missing[*]}" >&2
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "bootstrap: creating .venv" >&2
+    "$python" -m venv .venv
+fi
+stamp=.venv/.certlc-lock.sha256
+want="$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "bootstrap: installing locked dependencies" >&2
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q --require-hashes -r requirements.lock 2>&1 | grep -v "^WARNING: Location" || true
+    .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location\|Warning\|warn" || true
+    echo "$want" > "$stamp"
+fi
