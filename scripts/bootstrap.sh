@@ -22,6 +22,18 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 
+# pip, with the notes some machines' pip configuration prints about absent local indexes filtered
+# out; its exit status is kept.
+pip_quiet() {
+    local log rc=0
+    log="$(mktemp)"
+    .venv/bin/python -m pip -q "$@" >"$log" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || cat "$log" >&2
+
+    rm -f "$log"
+    return "$rc"
+}
+
 if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv" >&2
     "$python" -m venv .venv
@@ -30,8 +42,8 @@ stamp=.venv/.certlc-lock.sha256
 want="$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "bootstrap: installing locked dependencies" >&2
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q --require-hashes -r requirements.lock 2>&1 | grep -v "^WARNING: Location" || true
-    .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location\|Warning\|warn" || true
+    pip_quiet install --upgrade pip
+    pip_quiet install --require-hashes -r requirements.lock
+    pip_quiet install --no-deps -e .
     echo "$want" > "$stamp"
 fi
