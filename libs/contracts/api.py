@@ -1,0 +1,166 @@
+"""The public contract for external tooling: rotate requests and the audit events.
+
+External tooling sends a `RotateRequest` to `certlc.api.v1.rotate` (request/reply) and gets a
+`RotateAccepted`, or an empty reply whose headers carry `Nats-Service-Error` and
+`Nats-Service-Error-Code` (400 malformed, 404 unknown TCP or Secret, 409 CA rotation in progress,
+423 paused). Audit events are published to `certlc.audit.<ns>.<tcp>.<event>` and kept in the
+CERTLC_AUDIT stream.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from libs.contracts.messages import Message, Reason
+
+
+class Target(enum.StrEnum):
+    """What a rotate request asks for."""
+
+    SECRET = "secret"  # one Secret, named by `secret` (full name or profile suffix)
+    X509 = "x509"  # every Secret labelled certificate_lifecycle_controller=x509
+    KUBECONFIG = "kubeconfig"  # every Secret labelled certificate_lifecycle_controller=kubeconfig
+    CA = "ca"  # the TCP's CA, then everything it signs
+
+
+class RotateRequest(Message, frozen=True, kw_only=True, tag="rotate.request"):
+    namespace: str
+    tcp: str
+    target: Target
+    secret: str = ""
+    note: str = ""
+    requester: str = "anonymous"
+    request_id: str = ""  # optional idempotency key chosen by the caller
+
+
+class RotateAccepted(Message, frozen=True, kw_only=True, tag="rotate.accepted"):
+    id: str
+    namespace: str
+    tcp: str
+    secrets: tuple[str, ...]
+    ca_rotation: bool = False
+
+
+class ServiceErrorCode(enum.IntEnum):
+    BAD_REQUEST = 400
+    NOT_FOUND = 404
+    CONFLICT = 409
+    LOCKED = 423
+    INTERNAL = 500
+
+
+# --- audit events (CERTLC_AUDIT) ---------------------------------------------------------
+
+
+class AuditEvent(Message, frozen=True, kw_only=True):
+    """Common fields: which TCP, which rotation (if any), when."""
+
+    namespace: str
+    tcp: str
+    rotation_id: str = ""
+    at: datetime
+
+
+class RotationRequested(AuditEvent, frozen=True, kw_only=True, tag="rotation.requested"):
+    secrets: tuple[str, ...]
+    reason: Reason
+    detail: str = ""
+    requester: str = ""
+    ca_rotation: bool = False
+
+
+class RotationRejected(AuditEvent, frozen=True, kw_only=True, tag="rotation.rejected"):
+    code: int
+    message: str
+    requester: str = ""
+
+
+class CertificateIssued(AuditEvent, frozen=True, kw_only=True, tag="certificate.issued"):
+    secret: str
+    kind: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    fingerprint_sha256: str
+    signer: str = ""
+
+
+class SecretWrittenEvent(AuditEvent, frozen=True, kw_only=True, tag="secret.written"):
+    secret: str
+    kind: str
+    checksum: str
+    resource_version: str
+    action: str
+
+
+class RotationFailed(AuditEvent, frozen=True, kw_only=True, tag="rotation.failed"):
+    message: str
+    retryable: bool = True
+
+
+class RolloutStarted(AuditEvent, frozen=True, kw_only=True, tag="rollout.started"):
+    deployment: str
+    secrets: tuple[str, ...] = ()
+
+
+class RolloutCompleted(AuditEvent, frozen=True, kw_only=True, tag="rollout.completed"):
+    deployment: str
+    duration_seconds: float
+
+
+class RolloutFailed(AuditEvent, frozen=True, kw_only=True, tag="rollout.failed"):
+    deployment: str
+    message: str
+
+
+class CaRotationStarted(AuditEvent, frozen=True, kw_only=True, tag="ca-rotation.started"):
+    secrets: tuple[str, ...] = ()
+
+
+class CaRotationCompleted(AuditEvent, frozen=True, kw_only=True, tag="ca-rotation.completed"):
+    pass
+
+
+class LoopGuardTripped(AuditEvent, frozen=True, kw_only=True, tag="loop-guard.tripped"):
+    secret: str
+    issued: int
+    window_seconds: float
+    message: str
+
+
+class CaExpiring(AuditEvent, frozen=True, kw_only=True, tag="ca.expiring"):
+    secret: str
+    not_after: datetime
+
+
+class ExternalCertificateExpiring(
+    AuditEvent, frozen=True, kw_only=True, tag="datastore.external-certificate-expiring"
+):
+    datastore: str
+    not_after: datetime
+    message: str
+
+
+Audit = (
+    RotationRequested
+    | RotationRejected
+    | CertificateIssued
+    | SecretWrittenEvent
+    | RotationFailed
+    | RolloutStarted
+    | RolloutCompleted
+    | RolloutFailed
+    | CaRotationStarted
+    | CaRotationCompleted
+    | LoopGuardTripped
+    | CaExpiring
+    | ExternalCertificateExpiring
+)
+
+
+def audit_token(event: AuditEvent) -> str:
+    """The last subject token of an audit event: its tag with '.' made '-'."""
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag.replace(".", "-")

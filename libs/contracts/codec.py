@@ -1,0 +1,72 @@
+"""Encoders and decoders for the bus, created once.
+
+Decoding is tolerant of unknown fields (schema evolution) and strict about types; a payload that
+does not decode raises `MalformedMessage` naming the expected type and what was wrong (key
+material refused by a Struct's `__post_init__` surfaces here too, as msgspec reports it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from libs.contracts.api import Audit, RotateAccepted, RotateRequest
+from libs.contracts.messages import Event, RotateCommand, SecretsWritten
+
+T = TypeVar("T")
+
+
+class MalformedMessage(ValueError):
+    """A payload that is not the message the subject promises."""
+
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
+    dec = _decoders.get(kind)
+    if dec is None:
+        dec = _decoders[kind] = msgspec.json.Decoder(kind)
+    return dec
+
+
+def decode(kind: type[T] | Any, data: bytes) -> T:
+    """Decode `data` as `kind` (a Struct type or a union alias)."""
+    name = getattr(kind, "__name__", str(kind))
+    try:
+        result: T = _decoder(kind).decode(data)
+    except msgspec.ValidationError as exc:
+        raise MalformedMessage(f"not a valid {name}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise MalformedMessage(f"not JSON ({name} expected): {exc}") from exc
+    return result
+
+
+def decode_event(data: bytes) -> Event:
+    return decode(Event, data)
+
+
+def decode_command(data: bytes) -> RotateCommand:
+    return decode(RotateCommand, data)
+
+
+def decode_written(data: bytes) -> SecretsWritten:
+    return decode(SecretsWritten, data)
+
+
+def decode_request(data: bytes) -> RotateRequest:
+    return decode(RotateRequest, data)
+
+
+def decode_accepted(data: bytes) -> RotateAccepted:
+    return decode(RotateAccepted, data)
+
+
+def decode_audit(data: bytes) -> Audit:
+    return decode(Audit, data)
