@@ -12,14 +12,9 @@ import pytest
 
 from libs.contracts import api, codec, messages
 
-PEM_KEY = (
-    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/"
-    "IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW/VDL5AaWT"
-    "g0nLVkjRo9z+40RQzuVaE8AkAFmxZzow3x+VJYKdjykkJ0iT9wCS0DRTXu269V264Vf/3jvredZiKRkgwlL9xNAwxXFg0x/XFw005UWVRIk"
-    "dgcKWTjpBP2dPwVZ4WWC+9aGVd+Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbcmwIDAQABAoIBAQCeL5jj5TxiTQ/MP9kkQAHwZ8gn"
-    "\n-----END RSA PRIVATE KEY-----\n"
-)
-DER_KEY_B64 = PEM_KEY.split("\n")[1]
+# The shape of a PKCS#1 key: PEM armour around a long base64 body (content is irrelevant here).
+DER_KEY_B64 = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7on" * 5
+PEM_KEY = f"-----BEGIN RSA PRIVATE KEY-----\n{DER_KEY_B64}\n-----END RSA PRIVATE KEY-----\n"
 
 
 def _message_types() -> list[type[messages.Fact]]:
