@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from libs.contracts.api import Audit, RotateAccepted, RotateRequest
-from libs.contracts.messages import Event, RotateCommand, SecretsWritten
+from libs.contracts.messages import Event, Issued, RotateCommand
 
 T = TypeVar("T")
 
@@ -56,8 +56,8 @@ def decode_command(data: bytes) -> RotateCommand:
     return decode(RotateCommand, data)
 
 
-def decode_written(data: bytes) -> SecretsWritten:
-    return decode(SecretsWritten, data)
+def decode_issued(data: bytes) -> Issued:
+    return decode(Issued, data)
 
 
 def decode_request(data: bytes) -> RotateRequest:

@@ -203,6 +203,18 @@ class RotateCommand(Message, frozen=True, kw_only=True, tag="rotate.command"):
     requester: str = "certlc-lifecycle"
     requested_at: datetime
     ca_rotation: bool = False
+    # kind -> the Secret resourceVersion the decision was based on ("" when it was missing).
+    # The issuer writes on that condition only, so a stale or repeated command changes nothing.
+    resource_versions: dict[str, str] = {}
+
+
+class CaRotationBegan(Message, frozen=True, kw_only=True, tag="ca-rotation.began"):
+    """The issuer starts replacing a TCP's CA; rollout marks the TCP CertificateAuthorityRotating."""
+
+    id: str
+    namespace: str
+    tcp: str
+    at: datetime
 
 
 class WrittenSecret(Fact, frozen=True, kw_only=True):
@@ -223,4 +235,4 @@ class SecretsWritten(Message, frozen=True, kw_only=True, tag="secrets.written"):
     written_at: datetime
 
 
-Command = RotateCommand | SecretsWritten
+Issued = CaRotationBegan | SecretsWritten

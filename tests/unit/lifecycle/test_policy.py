@@ -1,0 +1,247 @@
+"""The lifecycle policy chain, one sentence per behaviour."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from libs.contracts.messages import CertFacts, Problem, Reason, SecretObserved, TcpObserved
+from libs.pki.profiles import CA_SIGNED_KINDS, SecretKind
+from services.lifecycle.policy import (
+    Issued,
+    PolicySettings,
+    TcpState,
+    decide,
+    managed_kinds,
+    rotation_id,
+)
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+CFG = PolicySettings()
+K = SecretKind
+
+
+def tcp(**kw: object) -> TcpObserved:
+    base: dict[str, object] = {
+        "namespace": "default",
+        "name": "k8s-126",
+        "uid": "uid-1",
+        "resource_version": "1",
+        "konnectivity": True,
+        "phase": "Ready",
+    }
+    base.update(kw)
+    return TcpObserved(**base)  # type: ignore[arg-type]
+
+
+def cert(not_after: datetime, not_before: datetime | None = None) -> CertFacts:
+    return CertFacts(
+        serial="01",
+        subject="CN=x",
+        issuer="CN=kubernetes",
+        not_before=not_before or NOW - timedelta(days=30),
+        not_after=not_after,
+        fingerprint_sha256="ab",
+    )
+
+
+def secret(kind: SecretKind, rv: str = "10", **kw: object) -> SecretObserved:
+    is_ca = kind in (K.CA, K.FRONT_PROXY_CA)
+    base: dict[str, object] = {
+        "namespace": "default",
+        "tcp": "k8s-126",
+        "name": f"k8s-126-{kind.value}",
+        "kind": kind.value,
+        "uid": f"u-{kind.value}",
+        "resource_version": rv,
+        "cert": None
+        if kind in (K.SA, K.DATASTORE_CONFIG)
+        else cert(NOW + (timedelta(days=3000) if is_ca else timedelta(days=300))),
+    }
+    base.update(kw)
+    return SecretObserved(**base)  # type: ignore[arg-type]
+
+
+def healthy(**overrides: SecretObserved | None) -> dict[SecretKind, SecretObserved]:
+    secrets = {k: secret(k) for k in managed_kinds(tcp())}
+    for name, value in overrides.items():
+        kind = K[name]
+        if value is None:
+            del secrets[kind]
+        else:
+            secrets[kind] = value
+    return secrets
+
+
+def kinds_of(state: TcpState) -> list[tuple[Reason, tuple[SecretKind, ...], bool]]:
+    return [(r.reason, r.kinds, r.ca_rotation) for r in decide(state, NOW, CFG).rotations]
+
+
+def test_should_do_nothing_when_every_secret_is_healthy() -> None:
+    decision = decide(TcpState(tcp(), healthy()), NOW, CFG)
+    assert decision.rotations == ()
+    assert decision.next_check is not None
+    assert decision.next_check > NOW
+
+
+def test_should_re_create_a_missing_secret() -> None:
+    state = TcpState(tcp(), healthy(APISERVER=None), deleted_versions={K.APISERVER: "55"})
+    [rotation] = decide(state, NOW, CFG).rotations
+    assert (rotation.reason, rotation.kinds) == (Reason.MISSING, (K.APISERVER,))
+    assert rotation.evidence == {"api-server-certificate": "deleted@55"}
+
+
+def test_should_group_secrets_missing_together_into_one_rotation() -> None:
+    state = TcpState(
+        tcp(),
+        healthy(APISERVER=None, APISERVER_KUBELET_CLIENT=None, KONNECTIVITY_CERTIFICATE=None),
+    )
+    assert kinds_of(state) == [
+        (
+            Reason.MISSING,
+            (K.APISERVER, K.APISERVER_KUBELET_CLIENT, K.KONNECTIVITY_CERTIFICATE),
+            False,
+        )
+    ]
+
+
+def test_should_issue_the_whole_set_for_a_new_tcp_with_the_ca_first() -> None:
+    rotations = decide(TcpState(tcp(), {}), NOW, CFG).rotations
+    assert rotations[0].ca_rotation is True
+    assert rotations[0].kinds[0] is K.CA
+    issued = {k for r in rotations for k in r.kinds}
+    assert issued == set(managed_kinds(tcp()))
+
+
+def test_should_not_manage_konnectivity_secrets_when_the_addon_is_off() -> None:
+    rotations = decide(TcpState(tcp(konnectivity=False), {}), NOW, CFG).rotations
+    issued = {k for r in rotations for k in r.kinds}
+    assert K.KONNECTIVITY_CERTIFICATE not in issued
+    assert K.KONNECTIVITY_KUBECONFIG not in issued
+    assert len(issued) == 11
+
+
+def test_should_renew_a_leaf_expiring_within_the_deadline() -> None:
+    soon = secret(K.ADMIN_KUBECONFIG, cert=cert(NOW + timedelta(hours=23)))
+    assert kinds_of(TcpState(tcp(), healthy(ADMIN_KUBECONFIG=soon))) == [
+        (Reason.EXPIRING, (K.ADMIN_KUBECONFIG,), False)
+    ]
+
+
+def test_should_not_renew_a_leaf_before_the_deadline_but_wake_up_at_it() -> None:
+    later = secret(K.APISERVER, cert=cert(NOW + timedelta(hours=25)))
+    decision = decide(TcpState(tcp(), healthy(APISERVER=later)), NOW, CFG)
+    assert decision.rotations == ()
+    assert decision.next_check == NOW + timedelta(hours=1)
+
+
+def test_should_never_rotate_a_ca_for_its_age_but_warn_under_a_year() -> None:
+    old_ca = secret(K.CA, cert=cert(NOW + timedelta(hours=2)))
+    decision = decide(TcpState(tcp(), healthy(CA=old_ca)), NOW, CFG)
+    assert decision.rotations == ()
+    assert [w.kind for w in decision.ca_warnings] == [K.CA]
+
+
+def test_should_rotate_the_ca_and_everything_it_signs_when_the_ca_is_deleted() -> None:
+    [rotation] = decide(TcpState(tcp(), healthy(CA=None)), NOW, CFG).rotations
+    assert rotation.ca_rotation is True
+    assert rotation.kinds == (K.CA, *CA_SIGNED_KINDS)
+    assert K.FRONT_PROXY_CLIENT not in rotation.kinds
+    assert K.SA not in rotation.kinds
+    assert K.DATASTORE_CERTIFICATE not in rotation.kinds
+
+
+def test_should_rotate_the_ca_when_annotated_for_rotation() -> None:
+    annotated = secret(K.CA, rotate_annotation="")
+    [rotation] = decide(TcpState(tcp(), healthy(CA=annotated)), NOW, CFG).rotations
+    assert (rotation.reason, rotation.ca_rotation) == (Reason.REQUESTED, True)
+
+
+def test_should_re_issue_the_front_proxy_client_with_a_new_front_proxy_ca() -> None:
+    assert kinds_of(TcpState(tcp(), healthy(FRONT_PROXY_CA=None))) == [
+        (Reason.MISSING, (K.FRONT_PROXY_CA, K.FRONT_PROXY_CLIENT), False)
+    ]
+
+
+def test_should_rotate_on_the_rotate_annotation_but_not_on_a_timestamp() -> None:
+    requested = secret(K.SCHEDULER_KUBECONFIG, rotate_annotation="")
+    done = secret(K.SCHEDULER_KUBECONFIG, rotate_annotation="2026-06-01T11:00:00Z")
+    assert kinds_of(TcpState(tcp(), healthy(SCHEDULER_KUBECONFIG=requested))) == [
+        (Reason.REQUESTED, (K.SCHEDULER_KUBECONFIG,), False)
+    ]
+    assert kinds_of(TcpState(tcp(), healthy(SCHEDULER_KUBECONFIG=done))) == []
+
+
+def test_should_re_issue_an_invalid_secret_with_the_problem_named() -> None:
+    bad = secret(
+        K.APISERVER, problems=(Problem(code="san-missing", message="SAN 10.96.0.1 missing"),)
+    )
+    [rotation] = decide(TcpState(tcp(), healthy(APISERVER=bad)), NOW, CFG).rotations
+    assert rotation.reason is Reason.INVALID
+    assert "SAN 10.96.0.1 missing" in rotation.detail
+
+
+def test_should_treat_a_certificate_not_yet_valid_as_invalid() -> None:
+    future = secret(K.APISERVER, cert=cert(NOW + timedelta(days=300), NOW + timedelta(hours=1)))
+    assert kinds_of(TcpState(tcp(), healthy(APISERVER=future))) == [
+        (Reason.INVALID, (K.APISERVER,), False)
+    ]
+
+
+@pytest.mark.parametrize("where", ["tcp", "secret"])
+def test_should_leave_paused_objects_alone(where: str) -> None:
+    if where == "tcp":
+        state = TcpState(tcp(paused=True), healthy(APISERVER=None))
+    else:
+        paused = secret(K.APISERVER, paused=True, rotate_annotation="")
+        state = TcpState(tcp(), healthy(APISERVER=paused))
+    assert decide(state, NOW, CFG).rotations == ()
+
+
+def test_should_hold_ca_signed_secrets_while_the_ca_rotates() -> None:
+    soon = secret(K.ADMIN_KUBECONFIG, cert=cert(NOW + timedelta(hours=1)))
+    state = TcpState(tcp(phase="CertificateAuthorityRotating"), healthy(ADMIN_KUBECONFIG=soon))
+    assert decide(state, NOW, CFG).rotations == ()
+
+
+def test_should_trip_the_loop_guard_instead_of_re_issuing_forever() -> None:
+    bad = secret(K.APISERVER, rv="99", problems=(Problem(code="san-missing", message="bad SAN"),))
+    history = [Issued(K.APISERVER, f"rv{i}", NOW - timedelta(minutes=i)) for i in range(3)]
+    decision = decide(TcpState(tcp(), healthy(APISERVER=bad), history=history), NOW, CFG)
+    assert decision.rotations == ()
+    [trip] = decision.loop_trips
+    assert trip.kind is K.APISERVER
+    assert "3 times" in trip.message
+
+
+def test_should_always_re_create_a_missing_secret_even_after_many_issues() -> None:
+    history = [Issued(K.APISERVER, f"rv{i}", NOW - timedelta(minutes=i)) for i in range(5)]
+    state = TcpState(tcp(), healthy(APISERVER=None), history=history)
+    assert kinds_of(state) == [(Reason.MISSING, (K.APISERVER,), False)]
+
+
+def test_should_not_ask_twice_for_the_same_evidence_while_in_flight() -> None:
+    state = TcpState(
+        tcp(),
+        healthy(APISERVER=None),
+        deleted_versions={K.APISERVER: "55"},
+        history=[Issued(K.APISERVER, "deleted@55", NOW - timedelta(seconds=5))],
+    )
+    assert decide(state, NOW, CFG).rotations == ()
+    later = NOW + CFG.inflight_ttl
+    assert [r.kinds for r in decide(state, later, CFG).rotations] == [(K.APISERVER,)]
+
+
+def test_should_give_identical_decisions_identical_ids() -> None:
+    a = decide(TcpState(tcp(), healthy(APISERVER=None)), NOW, CFG).rotations[0]
+    b = decide(TcpState(tcp(), healthy(APISERVER=None)), NOW + timedelta(seconds=3), CFG)
+    assert a.id == b.rotations[0].id
+    assert a.id != rotation_id(tcp(uid="other"), Reason.MISSING, a.evidence)
+
+
+def test_should_honour_a_configured_deadline() -> None:
+    cfg = PolicySettings(deadline=timedelta(days=30))
+    soon = secret(K.APISERVER, cert=cert(NOW + timedelta(days=29)))
+    rotations = decide(TcpState(tcp(), healthy(APISERVER=soon)), NOW, cfg).rotations
+    assert [r.reason for r in rotations] == [Reason.EXPIRING]
