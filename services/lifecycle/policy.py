@@ -4,7 +4,7 @@ The decision for one Secret is a chain of small checks, tried in order; the firs
 gives the reason. The order is the policy:
 
     missing            the Secret of an existing TCP is gone: re-create it
-    rotate-requested   annotation certs.kamaji.clastix.io/rotate is set to "" (or an API request)
+    rotate-requested   annotation certs.kamaji.clastix.io/rotate is set to ""
     invalid            the watcher found a problem (key mismatch, wrong signer, SAN missing ...)
     not-yet-valid      NotBefore lies in the future
     expiring           NotAfter < now + deadline (never for a CA: CAs are rotated by hand)
@@ -60,7 +60,6 @@ class TcpState:
     secrets: Mapping[SecretKind, SecretObserved]
     deleted_versions: Mapping[SecretKind, str] = field(default_factory=dict)
     history: Sequence[Issued] = ()
-    requested: frozenset[SecretKind] = frozenset()  # asked for through the API
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +120,6 @@ def check_missing(
 def check_requested(
     kind: SecretKind, s: SecretObserved | None, st: TcpState, now: datetime, cfg: PolicySettings
 ) -> Finding | None:
-    if kind in st.requested:
-        return Finding(kind, Reason.REQUESTED, "rotation requested through the API")
     if s is not None and s.rotate_annotation == "":
         return Finding(kind, Reason.REQUESTED, "annotation certs.kamaji.clastix.io/rotate set")
     return None

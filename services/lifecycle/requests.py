@@ -1,0 +1,99 @@
+"""Answers a rotate request from external tooling. Pure: request + what is known -> verdict.
+
+400 malformed (decoding happens at the edge; here: a target that names nothing sensible),
+404 unknown TCP or Secret, 409 a CA rotation is in progress, 423 the TCP or Secret is paused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from libs.contracts.api import RotateRequest, ServiceErrorCode, Target
+from libs.pki.profiles import Lifecycle, SecretKind, profile
+from services.lifecycle.policy import (
+    CA_ROTATING_PHASE,
+    TcpState,
+    dependents,
+    evidence_of,
+    managed_kinds,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    code: ServiceErrorCode
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    id: str
+    kinds: tuple[SecretKind, ...]
+    ca_rotation: bool
+    evidence: dict[str, str]
+
+
+def _secret_kind(request: RotateRequest) -> SecretKind | Rejected:
+    name = request.secret.strip()
+    if not name:
+        return Rejected(ServiceErrorCode.BAD_REQUEST, "target 'secret' needs the field 'secret'")
+    suffix = name.removeprefix(f"{request.tcp}-")
+    try:
+        return SecretKind(suffix)
+    except ValueError:
+        return Rejected(
+            ServiceErrorCode.NOT_FOUND,
+            f"TenantControlPlane {request.namespace}/{request.tcp} has no Secret {name!r}",
+        )
+
+
+def _targets(
+    request: RotateRequest, present: tuple[SecretKind, ...]
+) -> tuple[SecretKind, ...] | Rejected:
+    match request.target:
+        case Target.CA:
+            return (SecretKind.CA, *dependents(SecretKind.CA, present))
+        case Target.X509:
+            return tuple(k for k in present if profile(k).lifecycle is Lifecycle.X509)
+        case Target.KUBECONFIG:
+            return tuple(k for k in present if profile(k).lifecycle is Lifecycle.KUBECONFIG)
+        case _:
+            kind = _secret_kind(request)
+            if isinstance(kind, Rejected):
+                return kind
+            if kind not in present:
+                return Rejected(
+                    ServiceErrorCode.NOT_FOUND,
+                    f"Secret {request.tcp}-{kind.value} is not managed for this TenantControlPlane",
+                )
+            return (kind, *dependents(kind, present))
+
+
+def resolve(request: RotateRequest, state: TcpState | None) -> Accepted | Rejected:
+    """Accept a rotate request (what to re-issue) or reject it with a code and a reason."""
+    where = f"{request.namespace}/{request.tcp}"
+    if state is None:
+        return Rejected(ServiceErrorCode.NOT_FOUND, f"unknown TenantControlPlane {where}")
+    if state.tcp.paused:
+        return Rejected(ServiceErrorCode.LOCKED, f"TenantControlPlane {where} is paused")
+    if state.tcp.phase == CA_ROTATING_PHASE:
+        return Rejected(
+            ServiceErrorCode.CONFLICT, f"a CA rotation of {where} is in progress; try again later"
+        )
+    present = managed_kinds(state.tcp)
+    kinds = _targets(request, present)
+    if isinstance(kinds, Rejected):
+        return kinds
+    paused = [k for k in kinds if (s := state.secrets.get(k)) is not None and s.paused]
+    if paused:
+        names = ", ".join(f"{request.tcp}-{k.value}" for k in paused)
+        return Rejected(ServiceErrorCode.LOCKED, f"Secret {names} is paused")
+    ca_rotation = SecretKind.CA in kinds
+    evidence = {k.value: evidence_of(k, state) for k in kinds}
+    seed = request.request_id or "|".join(f"{k}={v}" for k, v in sorted(evidence.items()))
+    digest = hashlib.sha256(f"api|{where}|{request.requester}|{seed}".encode()).hexdigest()[:24]
+    return Accepted(digest, kinds, ca_rotation, evidence)
+
+
+__all__ = ["Accepted", "Rejected", "resolve"]
