@@ -1,0 +1,1 @@
+"""rollout: rolls the control-plane Deployment out after its Secrets change; keeps TCP status."""

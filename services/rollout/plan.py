@@ -1,0 +1,135 @@
+"""Decides the Deployment patch and the TCP status patch. Pure: current objects in, patches out.
+
+The pod template carries one label per mounted Secret, `component.kamaji.clastix.io/<suffix>`,
+holding that Secret's checksum (md5 of its data, as Kamaji computes it). A rollout is therefore
+idempotent: the same content gives the same labels, the same template, and no new ReplicaSet.
+Unlike Kamaji, the konnectivity Secrets and the datastore certificate are hashed too, so
+rotating them restarts what mounts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from libs.pki.profiles import SecretKind
+
+LABEL_PREFIX = "component.kamaji.clastix.io/"
+READY = "Ready"
+CA_ROTATING = "CertificateAuthorityRotating"
+
+K = SecretKind
+MOUNTED: tuple[SecretKind, ...] = (
+    K.CA,
+    K.FRONT_PROXY_CA,
+    K.SA,
+    K.APISERVER,
+    K.APISERVER_KUBELET_CLIENT,
+    K.FRONT_PROXY_CLIENT,
+    K.DATASTORE_CERTIFICATE,
+    K.CONTROLLER_MANAGER_KUBECONFIG,
+    K.SCHEDULER_KUBECONFIG,
+    K.KONNECTIVITY_CERTIFICATE,
+    K.KONNECTIVITY_KUBECONFIG,
+)
+"""Secrets the control-plane pods mount: a change of any of them needs a rollout."""
+
+# Where each Secret is recorded in the TCP status (Kamaji's layout).
+STATUS_PATHS: dict[SecretKind, tuple[str, ...]] = {
+    K.CA: ("certificates", "ca"),
+    K.APISERVER: ("certificates", "apiServer"),
+    K.APISERVER_KUBELET_CLIENT: ("certificates", "apiServerKubeletClient"),
+    K.FRONT_PROXY_CA: ("certificates", "frontProxyCA"),
+    K.FRONT_PROXY_CLIENT: ("certificates", "frontProxyClient"),
+    K.SA: ("certificates", "sa"),
+    K.ADMIN_KUBECONFIG: ("kubeconfig", "admin"),
+    K.CONTROLLER_MANAGER_KUBECONFIG: ("kubeconfig", "controllerManager"),
+    K.SCHEDULER_KUBECONFIG: ("kubeconfig", "scheduler"),
+    K.DATASTORE_CERTIFICATE: ("storage", "certificate"),
+    K.DATASTORE_CONFIG: ("storage", "config"),
+    K.KONNECTIVITY_CERTIFICATE: ("addons", "konnectivity", "certificate"),
+    K.KONNECTIVITY_KUBECONFIG: ("addons", "konnectivity", "kubeconfig"),
+}
+del K
+
+
+@dataclass(frozen=True, slots=True)
+class SecretFact:
+    name: str
+    checksum: str
+
+
+def template_labels(secrets: Mapping[SecretKind, SecretFact]) -> dict[str, str]:
+    """The pod-template labels for the mounted Secrets that exist."""
+    return {
+        LABEL_PREFIX + kind.value: secrets[kind].checksum
+        for kind in MOUNTED
+        if kind in secrets and secrets[kind].checksum
+    }
+
+
+def deployment_patch(
+    deployment: Mapping[str, Any], secrets: Mapping[SecretKind, SecretFact]
+) -> dict[str, Any] | None:
+    """A strategic-merge patch of the pod-template labels, or None when they already match."""
+    template = (deployment.get("spec") or {}).get("template") or {}
+    current = (template.get("metadata") or {}).get("labels") or {}
+    wanted = template_labels(secrets)
+    changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+    if not changed:
+        return None
+    return {"spec": {"template": {"metadata": {"labels": changed}}}}
+
+
+def rollout_complete(deployment: Mapping[str, Any]) -> bool:
+    """True when the Deployment controller has rolled every replica to the current template."""
+    meta = deployment.get("metadata") or {}
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    wanted = int(spec.get("replicas", 1))
+    return (
+        int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 0))
+        and int(status.get("updatedReplicas", 0)) == wanted
+        and int(status.get("replicas", 0)) == wanted
+        and int(status.get("availableReplicas", 0)) == wanted
+    )
+
+
+def _get(obj: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any]:
+    for part in path:
+        obj = obj.get(part) or {}
+    return obj
+
+
+def status_patch(
+    tcp: Mapping[str, Any],
+    secrets: Mapping[SecretKind, SecretFact],
+    now: datetime,
+    phase: str | None = None,
+) -> dict[str, Any] | None:
+    """A merge patch of `.status` recording each Secret (name, checksum, lastUpdate) and,
+    when given, the phase; None when the status already says all that.
+
+    lastUpdate changes only with the checksum, so repeating a patch changes nothing.
+    """
+    status = tcp.get("status") or {}
+    patch: dict[str, Any] = {}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for kind, fact in secrets.items():
+        path = STATUS_PATHS.get(kind)
+        if path is None:
+            continue
+        current = _get(status, path)
+        if current.get("secretName") == fact.name and current.get("checksum") == fact.checksum:
+            continue
+        node = patch
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = {"secretName": fact.name, "checksum": fact.checksum, "lastUpdate": stamp}
+    if phase is not None:
+        current_phase = _get(status, ("kubernetesResources", "version")).get("status")
+        if current_phase != phase:
+            patch.setdefault("kubernetesResources", {}).setdefault("version", {})["status"] = phase
+    return {"status": patch} if patch else None
