@@ -67,7 +67,8 @@ def test_should_record_secrets_in_kamajis_status_layout() -> None:
     assert patch == {
         "status": {
             "certificates": {
-                "ca": {"secretName": "k8s-126-ca", "checksum": "1", "lastUpdate": "2026-06-01T12:00:00Z"}
+                "ca": {"secretName": "k8s-126-ca", "checksum": "1",
+                       "lastUpdate": "2026-06-01T12:00:00Z"}
             },
             "kubeconfig": {
                 "admin": {"secretName": "k8s-126-admin-kubeconfig", "checksum": "2",
