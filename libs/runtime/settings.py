@@ -1,0 +1,77 @@
+"""Settings from environment variables, strictly: an unknown `CERTLC_*` variable or a value that
+does not parse stops the service at start with a message naming the variable.
+
+Each service declares a frozen msgspec Struct; field `nats_url` is read from `CERTLC_NATS_URL`.
+Durations are written like `24h`, `90s`, `1h30m`, `500ms`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import msgspec
+
+PREFIX = "CERTLC_"
+T = TypeVar("T", bound=msgspec.Struct)
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or does not parse."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """`24h`, `1h30m`, `90s`, `500ms`, `7d` -> timedelta."""
+    value = text.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(value):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(value) or not value:
+        raise SettingsError(f"not a duration: {text!r} (use e.g. 24h, 90s, 1h30m)")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _decode_hook(kind: type[Any], obj: Any) -> Any:
+    if kind is timedelta and isinstance(obj, str):
+        return parse_duration(obj)
+    raise NotImplementedError
+
+
+def load_settings(
+    cls: type[T], environ: Mapping[str, str], *, shared: frozenset[str] = frozenset()
+) -> T:
+    """Build `cls` from `CERTLC_<FIELD>` variables. Variables named in `shared` (settings of
+    other services in a shared environment) are tolerated; any other unknown one is an error."""
+    fields = {name.upper(): name for name in cls.__struct_fields__}
+    raw: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(PREFIX):
+            continue
+        name = key[len(PREFIX) :]
+        if name in fields:
+            raw[fields[name]] = value
+        elif name not in shared:
+            known = ", ".join(PREFIX + f for f in sorted(fields))
+            raise SettingsError(f"unknown setting {key}; this service reads {known}")
+    try:
+        return msgspec.convert(raw, cls, strict=False, dec_hook=_decode_hook)
+    except msgspec.ValidationError as exc:
+        field = str(exc).rsplit("$.", 1)[-1] if "$." in str(exc) else ""
+        where = f" ({PREFIX}{field.upper()})" if field else ""
+        raise SettingsError(f"invalid setting{where}: {exc}") from exc

@@ -1,0 +1,73 @@
+"""The JetStream topology of certlc: its streams and durable consumers, declared once.
+
+Every service ensures the whole topology at start (idempotent, safe when several processes do it
+at once), so the services can start in any order.
+
+    CERTLC_EVENTS  certlc.events.>  limits, one message kept per subject: the change feed and a
+                                    compacted snapshot of what the watcher saw
+    CERTLC_ROTATE  certlc.rotate.>  work queue: rotate commands, consumed by issuer
+    CERTLC_ISSUED  certlc.issued.>  work queue: written Secrets, consumed by rollout
+    CERTLC_AUDIT   certlc.audit.>   limits, 30 days: the public audit trail
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from libs.bus.specs import ConsumerSpec, Retention, StreamSpec
+from libs.contracts import subjects
+
+DUPLICATE_WINDOW = 120.0
+AUDIT_MAX_AGE = timedelta(days=30).total_seconds()
+
+
+def streams(replicas: int = 1) -> tuple[StreamSpec, ...]:
+    return (
+        StreamSpec(
+            name=subjects.EVENTS_STREAM,
+            subjects=(subjects.EVENTS_SUBJECTS,),
+            max_msgs_per_subject=1,
+            duplicate_window=DUPLICATE_WINDOW,
+            replicas=replicas,
+            description="watcher facts about Secrets, TCPs and DataStores (newest per subject)",
+        ),
+        StreamSpec(
+            name=subjects.ROTATE_STREAM,
+            subjects=(subjects.ROTATE_SUBJECTS,),
+            retention=Retention.WORK_QUEUE,
+            duplicate_window=DUPLICATE_WINDOW,
+            replicas=replicas,
+            description="rotate commands for the issuer",
+        ),
+        StreamSpec(
+            name=subjects.ISSUED_STREAM,
+            subjects=(subjects.ISSUED_SUBJECTS,),
+            retention=Retention.WORK_QUEUE,
+            duplicate_window=DUPLICATE_WINDOW,
+            replicas=replicas,
+            description="Secrets written by the issuer, for rollout",
+        ),
+        StreamSpec(
+            name=subjects.AUDIT_STREAM,
+            subjects=(subjects.AUDIT_SUBJECTS,),
+            max_age=AUDIT_MAX_AGE,
+            duplicate_window=DUPLICATE_WINDOW,
+            replicas=replicas,
+            description="rotation audit events for external tooling",
+        ),
+    )
+
+
+ISSUER_CONSUMER = ConsumerSpec(
+    stream=subjects.ROTATE_STREAM,
+    durable=subjects.ISSUER_DURABLE,
+    ack_wait=60.0,
+    description="issuer: mints and writes Secrets",
+)
+ROLLOUT_CONSUMER = ConsumerSpec(
+    stream=subjects.ISSUED_STREAM,
+    durable=subjects.ROLLOUT_DURABLE,
+    ack_wait=60.0,
+    description="rollout: rolls the control plane out, updates TCP status",
+)
+CONSUMERS = (ISSUER_CONSUMER, ROLLOUT_CONSUMER)

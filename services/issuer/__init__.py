@@ -1,0 +1,1 @@
+"""issuer: mints certificates and kubeconfigs for rotate commands and writes the Secrets."""

@@ -1,0 +1,275 @@
+"""Decides what the issuer writes for one rotate command. No I/O: gathered objects in, writes out.
+
+For each Secret the command names, in order (a CA before what it signs):
+
+    already done   the Secret carries this rotation's id: a redelivered command, skip it
+    superseded     the Secret changed since the decision (its resourceVersion is not the one
+                   the command was based on): someone else handled it, skip it
+    mint           otherwise: fresh data per profile, signed by the current signer, or by the
+                   CA minted earlier in this same plan (CA rotation)
+
+Secrets signed by a rotating CA are re-issued whatever their version, unless already done. The
+datastore certificate of a MySQL/PostgreSQL DataStore comes from the external PKI: the Secret is
+deleted and rebuilt from the DataStore's client certificate. Each write is one full Secret with
+labels, owner reference, checksum and rotate annotations.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from libs.contracts.messages import RotateCommand
+from libs.pki import (
+    CHECKSUM_ANNOTATION,
+    ROTATE_ANNOTATION,
+    Category,
+    KeyAlgorithm,
+    SecretKind,
+    Signer,
+    SignerKeyPair,
+    TcpSpec,
+    checksum,
+    datastore_certificate_from_external,
+    load_signer,
+    mint_secret_data,
+    profile,
+    secret_labels,
+    secret_name,
+    signer_from_secret_data,
+    summarize,
+)
+
+ROTATION_ANNOTATION = "certlc.kamaji.clastix.io/rotation-id"
+EXTERNAL_DRIVERS = frozenset({"MySQL", "PostgreSQL"})
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """A Secret as read from the API: what the plan needs of it."""
+
+    resource_version: str
+    data: Mapping[str, bytes] = field(repr=False)
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    secret_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class DataStoreFacts:
+    """The DataStore of the TCP: driver, endpoints, and its TLS material (read by the edge)."""
+
+    name: str
+    driver: str
+    endpoints: tuple[str, ...] = ()
+    ca_cert: bytes | None = field(default=None, repr=False)
+    ca_key: bytes | None = field(default=None, repr=False)
+    client_cert: bytes | None = field(default=None, repr=False)
+    client_key: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    tcp: TcpSpec
+    tcp_uid: str
+    secrets: Mapping[SecretKind, Existing]
+    datastore: DataStoreFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    kind: SecretKind
+    name: str
+    body: dict[str, Any] = field(repr=False)
+    replace_version: str | None  # None: create
+    delete_first: bool = False
+    checksum: str = ""
+    data: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    kind: SecretKind
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    writes: tuple[Write, ...]
+    skipped: tuple[Skip, ...]
+    warnings: tuple[str, ...] = ()
+
+
+class PlanError(ValueError):
+    """The command cannot be carried out with what exists (a signer is missing or broken)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssueSettings:
+    algorithm: KeyAlgorithm = KeyAlgorithm.RSA
+    leaf_validity: timedelta | None = None  # None: the profile's (one year)
+    deadline: timedelta = timedelta(hours=24)
+
+
+def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
+    return {k: base64.b64encode(v).decode() for k, v in data.items()}
+
+
+def secret_body(
+    g: Gathered, kind: SecretKind, data: Mapping[str, bytes], rotation_id: str, now: datetime
+) -> dict[str, Any]:
+    """The whole Secret object: one write carries data, labels, owner and annotations."""
+    existing = g.secrets.get(kind)
+    labels = {**(existing.labels if existing else {}), **secret_labels(g.tcp, kind)}
+    annotations = dict(existing.annotations) if existing else {}
+    annotations.update({
+        CHECKSUM_ANNOTATION: checksum(data),
+        ROTATE_ANNOTATION: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ROTATION_ANNOTATION: rotation_id,
+    })  # fmt: skip
+    metadata: dict[str, Any] = {
+        "name": secret_name(g.tcp.name, kind),
+        "namespace": g.tcp.namespace,
+        "labels": labels,
+        "annotations": annotations,
+    }
+    if g.tcp_uid:
+        metadata["ownerReferences"] = [{
+            "apiVersion": "kamaji.clastix.io/v1alpha1",
+            "kind": "TenantControlPlane",
+            "name": g.tcp.name,
+            "uid": g.tcp_uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }]  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": profile(kind).secret_type,
+        "data": _b64(data),
+    }
+
+
+def _status(kind: SecretKind, cmd: RotateCommand, g: Gathered) -> Skip | None:
+    existing = g.secrets.get(kind)
+    if existing is not None and existing.annotations.get(ROTATION_ANNOTATION) == cmd.id:
+        return Skip(kind, "already written by this rotation")
+    forced = cmd.ca_rotation and kind is not SecretKind.CA
+    if forced:
+        return None
+    expected = cmd.resource_versions.get(kind.value)
+    if expected is None:
+        return None
+    current = existing.resource_version if existing else None
+    if expected.startswith("deleted@"):
+        return None if current is None else Skip(kind, "re-created since the decision")
+    if current != expected:
+        return Skip(kind, f"changed since the decision (version {expected} -> {current})")
+    return None
+
+
+class _Signers:
+    """The CAs of the TCP as they will be once the plan's own writes are done."""
+
+    def __init__(self, g: Gathered) -> None:
+        self.g = g
+        self.minted: dict[SecretKind, SignerKeyPair] = {}
+
+    def for_kind(self, kind: SecretKind) -> SignerKeyPair | None:
+        signer = profile(kind).signer
+        if signer is Signer.CA:
+            return self._ca(SecretKind.CA)
+        if signer is Signer.FRONT_PROXY_CA:
+            return self._ca(SecretKind.FRONT_PROXY_CA)
+        if signer is Signer.DATASTORE_CA:
+            ds = self.g.datastore
+            if ds is None or not ds.ca_cert or not ds.ca_key:
+                raise PlanError("the DataStore has no CA certificate and key to sign with")
+            return load_signer(ds.ca_cert, ds.ca_key)
+        return None
+
+    def _ca(self, kind: SecretKind) -> SignerKeyPair:
+        if kind in self.minted:
+            return self.minted[kind]
+        existing = self.g.secrets.get(kind)
+        if existing is None:
+            raise PlanError(f"Secret {secret_name(self.g.tcp.name, kind)} is missing; it signs")
+        return signer_from_secret_data(kind, existing.data)
+
+
+def _data(
+    kind: SecretKind, g: Gathered, signers: _Signers, now: datetime, cfg: IssueSettings
+) -> tuple[dict[str, bytes], bool, list[str]]:
+    """(data, delete_first, warnings) for one Secret."""
+    ds = g.datastore
+    if (
+        kind is SecretKind.DATASTORE_CERTIFICATE
+        and ds is not None
+        and ds.driver in EXTERNAL_DRIVERS
+    ):
+        if not (ds.ca_cert and ds.client_cert and ds.client_key):
+            raise PlanError(f"DataStore {ds.name} references no client certificate and key")
+        data = datastore_certificate_from_external(
+            ca_pem=ds.ca_cert, cert_pem=ds.client_cert, key_pem=ds.client_key
+        )
+        warnings = []
+        facts = summarize(kind, data)
+        if facts.not_after < now + cfg.deadline:
+            warnings.append(
+                f"DataStore {ds.name}: the external client certificate expires "
+                f"{facts.not_after.isoformat()}; its PKI must renew it"
+            )
+        return data, True, warnings
+    signer = signers.for_kind(kind) if kind is not SecretKind.DATASTORE_CONFIG else None
+    category = profile(kind).category
+    validity = cfg.leaf_validity if category in (Category.X509, Category.KUBECONFIG) else None
+    data = mint_secret_data(
+        kind,
+        g.tcp,
+        now=now,
+        signer=signer,
+        algorithm=cfg.algorithm,
+        validity=validity,
+        datastore_endpoints=ds.endpoints if ds is not None else (),
+    )
+    if category is Category.CA:
+        signers.minted[kind] = signer_from_secret_data(kind, data)
+    return data, False, []
+
+
+def plan(cmd: RotateCommand, g: Gathered, now: datetime, cfg: IssueSettings) -> Plan:
+    """The writes that carry out `cmd`, CAs first; raises PlanError when a signer is missing."""
+    kinds = sorted(
+        (SecretKind(k) for k in dict.fromkeys(cmd.secrets)),
+        key=lambda k: profile(k).category is not Category.CA,
+    )
+    signers = _Signers(g)
+    writes: list[Write] = []
+    skipped: list[Skip] = []
+    warnings: list[str] = []
+    for kind in kinds:
+        skip = _status(kind, cmd, g)
+        if skip is not None:
+            skipped.append(skip)
+            continue
+        data, delete_first, notes = _data(kind, g, signers, now, cfg)
+        warnings.extend(notes)
+        existing = g.secrets.get(kind)
+        writes.append(
+            Write(
+                kind=kind,
+                name=secret_name(g.tcp.name, kind),
+                body=secret_body(g, kind, data, cmd.id, now),
+                replace_version=None
+                if existing is None or delete_first
+                else existing.resource_version,
+                delete_first=delete_first and existing is not None,
+                checksum=checksum(data),
+                data=data,
+            )
+        )
+    return Plan(tuple(writes), tuple(skipped), tuple(warnings))
