@@ -1,0 +1,38 @@
+"""Every setting of certlc, one Struct for all services (each reads what it needs), so one
+environment can configure the whole system and an unknown `CERTLC_*` variable is an error.
+
+See docs/configuration.md for the reference; defaults are the production ones.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # connections
+    nats_url: str = "nats://127.0.0.1:4222"
+    kubeconfig: str = ""  # empty: in-cluster service account
+    health_port: int = 8080  # 0: any free port; -1: no health endpoint
+    log_level: str = "info"
+    stream_replicas: int = 1
+    # watcher
+    watch_label_selector: str = "kamaji.clastix.io/project=kamaji"
+    watch_timeout: timedelta = timedelta(minutes=5)
+    # lifecycle
+    renew_deadline: timedelta = timedelta(hours=24)
+    ca_warning: timedelta = timedelta(days=365)
+    loop_window: timedelta = timedelta(minutes=10)
+    loop_limit: int = 3
+    settle: timedelta = timedelta(milliseconds=300)
+    inflight_ttl: timedelta = timedelta(seconds=60)
+    # issuer
+    key_algorithm: str = "rsa"
+    leaf_validity: timedelta = timedelta(0)  # 0: the profile's (one year)
+    # rollout
+    rollout_settle: timedelta = timedelta(seconds=1)
+    rollout_timeout: timedelta = timedelta(minutes=10)
+    # concurrency
+    max_concurrency: int = 4

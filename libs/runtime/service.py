@@ -1,0 +1,64 @@
+"""Process plumbing shared by the services: signals, the stop event, publishing helpers.
+
+A service's `__main__` loads its settings, sets up logging, and hands an `async main(stop)` to
+`run_service`, which sets `stop` on SIGINT/SIGTERM and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import msgspec
+
+from libs.bus import Bus, publish
+from libs.contracts import subjects
+from libs.contracts.api import AuditEvent, audit_token
+from libs.contracts.codec import encode
+from libs.runtime.logs import setup_logging
+from libs.runtime.settings import SettingsError, load_settings
+
+log = logging.getLogger(__name__)
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+async def publish_audit(bus: Bus, event: AuditEvent, msg_id: str) -> None:
+    """Publish one audit event on `certlc.audit.<ns>.<tcp>.<event>`, de-duplicated by id."""
+    subject = subjects.audit(event.namespace, event.tcp, audit_token(event))
+    await publish(bus, subject, encode(event), msg_id=f"audit:{audit_token(event)}:{msg_id}")
+
+
+def run_service(
+    name: str,
+    settings_cls: type[S],
+    main: Callable[[S, asyncio.Event], Awaitable[None]],
+    *,
+    shared: frozenset[str] = frozenset(),
+) -> int:
+    """Load settings, log JSON, run `main` until SIGINT/SIGTERM; 2 on bad settings."""
+    try:
+        settings = load_settings(settings_cls, os.environ, shared=shared)
+    except SettingsError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(name, getattr(settings, "log_level", "info"))
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(settings, stop)
+
+    try:
+        asyncio.run(runner())
+    except Exception:
+        log.exception("%s stopped on an error", name)
+        return 1
+    log.info("%s stopped", name)
+    return 0

@@ -1,0 +1,296 @@
+"""The lifecycle process: follows the events stream, decides per TCP, publishes rotate commands.
+
+Events are folded into `FleetState`; a TCP that changed is evaluated after a short settle delay
+(several Secrets deleted together become one rotation). Each decision also says when the TCP
+must be looked at again (a certificate reaching its renewal deadline); one timer task sleeps
+until the earliest such moment: timers, not polling. Rotate commands carry deterministic ids,
+so replicas and restarts publish nothing twice within the duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from datetime import UTC, datetime
+
+from libs.bus import Bus, ServiceError, connect, ensure_topology, publish, serve
+from libs.bus.delivery import Request
+from libs.bus.replay import follow_stream
+from libs.contracts import subjects
+from libs.contracts.api import (
+    CaExpiring,
+    LoopGuardTripped,
+    RotateAccepted,
+    RotationRejected,
+    RotationRequested,
+)
+from libs.contracts.codec import MalformedMessage, decode_event, decode_request, encode
+from libs.contracts.messages import Reason, RotateCommand
+from libs.runtime import topology
+from libs.runtime.config import Settings
+from libs.runtime.health import HealthServer
+from libs.runtime.service import publish_audit
+from services.lifecycle.policy import Decision, Issued, PolicySettings, Rotation, decide
+from services.lifecycle.requests import Rejected, resolve
+from services.lifecycle.state import FleetState, TcpKey
+
+log = logging.getLogger(__name__)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Lifecycle:
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.policy = PolicySettings(
+            deadline=settings.renew_deadline,
+            ca_warning=settings.ca_warning,
+            loop_window=settings.loop_window,
+            loop_limit=settings.loop_limit,
+            inflight_ttl=settings.inflight_ttl,
+        )
+        self.state = FleetState()
+        self.caught_up = asyncio.Event()
+        self.wakeup = asyncio.Event()
+        self.due: dict[TcpKey, datetime] = {}  # settle: evaluate at
+        self.timers: list[tuple[datetime, TcpKey]] = []  # heap of next checks
+        self.warned: set[tuple[TcpKey, str, datetime]] = set()
+        self.lock = asyncio.Lock()
+
+    # --- events --------------------------------------------------------------------------
+
+    async def on_event(self, subject: str, data: bytes, seq: int) -> None:
+        try:
+            event = decode_event(data)
+        except MalformedMessage as exc:
+            log.warning("ignoring malformed event: %s", exc, extra={"subject": subject})
+            return
+        key = self.state.apply(event)
+        if key is not None or self.state.synced is not None:
+            self.schedule(key, now_utc() + self.settings.settle)
+
+    def schedule(self, key: TcpKey | None, when: datetime) -> None:
+        keys = [key] if key is not None else list(self.state.tcps)
+        for k in keys:
+            current = self.due.get(k)
+            if current is None or when < current:
+                self.due[k] = when
+        self.wakeup.set()
+
+    def ready(self) -> bool:
+        return self.caught_up.is_set() and self.state.synced is not None
+
+    # --- evaluation loop -------------------------------------------------------------------
+
+    async def run_evaluator(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            now = now_utc()
+            while self.timers and self.timers[0][0] <= now:
+                _, key = heapq.heappop(self.timers)
+                self.due.setdefault(key, now)
+            if self.ready():
+                for key in [k for k, t in self.due.items() if t <= now]:
+                    del self.due[key]
+                    try:
+                        await self.evaluate(key)
+                    except Exception:  # keep deciding for every other TCP
+                        log.exception(
+                            "evaluation failed", extra={"namespace": key[0], "tcp": key[1]}
+                        )
+            nearest = min([*self.due.values(), *(t for t, _ in self.timers[:1])], default=None)
+            timeout = None if nearest is None else max(0.0, (nearest - now_utc()).total_seconds())
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=min(timeout or 3600.0, 3600.0))
+
+    async def evaluate(self, key: TcpKey) -> None:
+        async with self.lock:
+            view = self.state.view(key)
+            if view is None:
+                return
+            now = now_utc()
+            decision = decide(view, now, self.policy)
+            await self.act(key, decision, now)
+
+    async def act(self, key: TcpKey, decision: Decision, now: datetime) -> None:
+        ns, name = key
+        tcp = self.state.tcps[key]
+        for rotation in decision.rotations:
+            await self.send(key, rotation, now, requester="certlc-lifecycle")
+        for trip in decision.loop_trips:
+            log.warning(
+                trip.message, extra={"namespace": ns, "tcp": name, "secret": trip.kind.value}
+            )
+            event = LoopGuardTripped(
+                namespace=ns,
+                tcp=name,
+                at=now,
+                secret=f"{name}-{trip.kind.value}",
+                issued=trip.issued,
+                window_seconds=self.policy.loop_window.total_seconds(),
+                message=trip.message,
+            )
+            await publish_audit(self.bus, event, f"{tcp.uid}:{trip.kind.value}:{trip.issued}")
+        for warning in decision.ca_warnings:
+            mark = (key, warning.kind.value, warning.not_after)
+            if mark in self.warned:
+                continue
+            self.warned.add(mark)
+            log.warning(
+                "CA expires within the warning period",
+                extra={"namespace": ns, "tcp": name, "secret": warning.kind.value},
+            )
+            warn = CaExpiring(
+                namespace=ns,
+                tcp=name,
+                at=now,
+                secret=f"{name}-{warning.kind.value}",
+                not_after=warning.not_after,
+            )
+            mark_id = f"{tcp.uid}:{warning.kind.value}:{warning.not_after.isoformat()}"
+            await publish_audit(self.bus, warn, mark_id)
+        if decision.next_check is not None:
+            heapq.heappush(self.timers, (decision.next_check, key))
+
+    async def send(self, key: TcpKey, rotation: Rotation, now: datetime, *, requester: str) -> None:
+        ns, name = key
+        tcp = self.state.tcps[key]
+        command = RotateCommand(
+            id=rotation.id,
+            namespace=ns,
+            tcp=name,
+            tcp_uid=tcp.uid,
+            secrets=tuple(k.value for k in rotation.kinds),
+            reason=rotation.reason,
+            detail=rotation.detail[:1024],
+            requester=requester,
+            requested_at=now,
+            ca_rotation=rotation.ca_rotation,
+            resource_versions=rotation.evidence,
+        )
+        ack = await publish(
+            self.bus, subjects.rotate(ns, name), encode(command), msg_id=rotation.id
+        )
+        self.state.record(
+            key,
+            [Issued(k, rotation.evidence[k.value], now) for k in rotation.kinds],
+            now,
+            max(self.policy.loop_window, self.policy.inflight_ttl),
+        )
+        if ack.duplicate:
+            return
+        log.info(
+            "rotation requested: %s",
+            ", ".join(command.secrets),
+            extra={
+                "namespace": ns,
+                "tcp": name,
+                "reason": rotation.reason.value,
+                "rotation_id": rotation.id,
+            },
+        )
+        audit = RotationRequested(
+            namespace=ns,
+            tcp=name,
+            rotation_id=rotation.id,
+            at=now,
+            secrets=command.secrets,
+            reason=rotation.reason,
+            detail=command.detail,
+            requester=requester,
+            ca_rotation=rotation.ca_rotation,
+        )
+        await publish_audit(self.bus, audit, rotation.id)
+
+    # --- the public rotate API -------------------------------------------------------------
+
+    async def on_request(self, request: Request) -> bytes:
+        try:
+            req = decode_request(request.data)
+        except MalformedMessage as exc:
+            raise ServiceError(400, str(exc)) from None
+        if not self.ready():
+            raise ServiceError(503, "lifecycle is starting; try again shortly")
+        key = (req.namespace, req.tcp)
+        async with self.lock:
+            view = self.state.view(key)
+            verdict = resolve(req, view)
+            now = now_utc()
+            if isinstance(verdict, Rejected):
+                if view is not None:
+                    event = RotationRejected(
+                        namespace=req.namespace,
+                        tcp=req.tcp,
+                        at=now,
+                        code=int(verdict.code),
+                        message=verdict.message,
+                        requester=req.requester,
+                    )
+                    await publish_audit(
+                        self.bus, event, f"{req.request_id or now.isoformat()}:{verdict.code}"
+                    )
+                raise ServiceError(int(verdict.code), verdict.message)
+            rotation = Rotation(
+                id=verdict.id,
+                reason=Reason.REQUESTED,
+                kinds=verdict.kinds,
+                detail=req.note or f"requested by {req.requester}",
+                ca_rotation=verdict.ca_rotation,
+                evidence=verdict.evidence,
+            )
+            await self.send(key, rotation, now, requester=req.requester)
+        accepted = RotateAccepted(
+            id=verdict.id,
+            namespace=req.namespace,
+            tcp=req.tcp,
+            secrets=tuple(k.value for k in verdict.kinds),
+            ca_rotation=verdict.ca_rotation,
+        )
+        return encode(accepted)
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    bus = await connect(settings.nats_url, name="certlc-lifecycle")
+    try:
+        await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
+        app = Lifecycle(bus, settings)
+        health = HealthServer(
+            lambda: (app.ready() and bus.is_connected, "ready" if app.ready() else "catching up"),
+            port=settings.health_port,
+        )
+        if settings.health_port >= 0:
+            await health.start()
+        tasks = [
+            asyncio.create_task(
+                follow_stream(
+                    bus,
+                    subjects.EVENTS_STREAM,
+                    subjects.EVENTS_SUBJECTS,
+                    app.on_event,
+                    stop_event=stop,
+                    caught_up=app.caught_up,
+                )
+            ),
+            asyncio.create_task(app.run_evaluator(stop)),
+            asyncio.create_task(
+                serve(
+                    bus,
+                    subjects.API_ROTATE,
+                    app.on_request,
+                    queue=subjects.API_QUEUE_GROUP,
+                    stop_event=stop,
+                )
+            ),
+        ]
+        log.info("lifecycle running", extra={"subject": subjects.API_ROTATE})
+        await stop.wait()
+        app.wakeup.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await health.stop()
+    finally:
+        await bus.close()

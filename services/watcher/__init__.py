@@ -1,0 +1,1 @@
+"""watcher: lists and watches Secrets, TCPs and DataStores and publishes what it sees."""
