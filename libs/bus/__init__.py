@@ -1,0 +1,84 @@
+"""The messaging layer: the only package that imports `nats` (enforced by import-linter).
+
+Admin (`topology`: streams, consumers) is apart from data (`publish`, `consume`, `service`, `kv`),
+and both take a `Bus` from `connect`. The value types and errors that handlers and their unit
+tests need (`errors`, `specs`, `delivery`, `backoff`) live in modules that do not import `nats`
+themselves: code that must stay statically nats-free (import-linter) imports those modules
+directly, e.g. `from libs.bus.errors import TemporaryError`.
+"""
+
+from __future__ import annotations
+
+from libs.bus.backoff import Backoff
+from libs.bus.connect import Bus, connect
+from libs.bus.consume import Handler, run_consumer
+from libs.bus.delivery import Delivery, OrderingKey, Request, by_subject, by_tokens
+from libs.bus.errors import (
+    BusConnectError,
+    BusError,
+    HandlerError,
+    KeyConflictError,
+    PermanentError,
+    PublishError,
+    ServiceError,
+    TemporaryError,
+    TopologyError,
+)
+from libs.bus.kv import KvBucket, KvEntry, ensure_bucket
+from libs.bus.publish import PublishAck, publish
+from libs.bus.service import RequestHandler, serve
+from libs.bus.specs import (
+    BucketSpec,
+    ConsumerSpec,
+    DeliverPolicy,
+    Discard,
+    Retention,
+    Storage,
+    StreamSpec,
+)
+from libs.bus.topology import Outcome, TopologyReport, ensure_topology
+
+__all__ = [
+    # connection
+    "Bus",
+    "connect",
+    "Backoff",
+    # topology
+    "StreamSpec",
+    "ConsumerSpec",
+    "BucketSpec",
+    "Retention",
+    "Storage",
+    "Discard",
+    "DeliverPolicy",
+    "ensure_topology",
+    "TopologyReport",
+    "Outcome",
+    # publish / consume
+    "publish",
+    "PublishAck",
+    "run_consumer",
+    "Handler",
+    "Delivery",
+    "OrderingKey",
+    "by_subject",
+    "by_tokens",
+    # request/reply
+    "serve",
+    "Request",
+    "RequestHandler",
+    # key/value
+    "ensure_bucket",
+    "KvBucket",
+    "KvEntry",
+    # errors
+    "HandlerError",
+    "TemporaryError",
+    "PermanentError",
+    "ServiceError",
+    "BusError",
+    "BusConnectError",
+    "TopologyError",
+    "PublishError",
+    "KeyConflictError",
+]

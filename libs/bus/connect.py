@@ -1,0 +1,172 @@
+"""Connect to NATS once per process and keep the connection alive forever.
+
+Services must survive NATS restarts and rolling upgrades without restarting themselves, so the
+client reconnects forever with exponential backoff (not nats-py's fixed wait), buffers outgoing
+data while disconnected, and reports every disconnect/reconnect through `logging` with structured
+`extra` fields. `Bus.close()` drains: in-flight subscriptions finish and buffered publishes are
+flushed before the socket closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import nats
+import nats.errors
+from nats.aio.client import Client, ReconnectToServerHandler, Server
+from nats.js import JetStreamContext
+
+from libs.bus.backoff import Backoff
+from libs.bus.errors import BusConnectError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RECONNECT_BACKOFF = Backoff(initial=0.1, maximum=5.0)
+
+
+class Bus:
+    """A connected NATS client plus its JetStream context; the handle every bus function takes.
+
+    `client` and `js` are the raw nats-py objects, for code inside `libs.bus` and for tests.
+    """
+
+    def __init__(self, client: Client, *, name: str, js_timeout: float) -> None:
+        self.client = client
+        self.name = name
+        self.js: JetStreamContext = client.jetstream(timeout=js_timeout)
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self.client.is_connected)
+
+    @property
+    def is_closed(self) -> bool:
+        return bool(self.client.is_closed)
+
+    async def flush(self, max_wait: float = 5.0) -> None:
+        """Wait until the server has processed everything sent so far (a PING/PONG)."""
+        await self.client.flush(timeout=max_wait)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        """Drain subscriptions and pending publishes, then close. Safe to call twice."""
+        if self.client.is_closed:
+            return
+        try:
+            await self.client.drain()
+        except (nats.errors.ConnectionReconnectingError, nats.errors.Error, OSError) as exc:
+            # Not connected right now, nothing to drain to: just close.
+            log.debug("drain skipped, closing", extra={"client_name": self.name, "reason": exc})
+            await self.client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def connect(
+    servers: str | Sequence[str],
+    *,
+    name: str,
+    connect_timeout: float = 2.0,
+    connect_deadline: float | None = None,
+    reconnect_backoff: Backoff = DEFAULT_RECONNECT_BACKOFF,
+    ping_interval: float = 20.0,
+    max_outstanding_pings: int = 3,
+    reconnect_buffer_bytes: int = 8 * 1024 * 1024,
+    drain_timeout: float = 10.0,
+    js_timeout: float = 5.0,
+) -> Bus:
+    """Connect to NATS (`servers`: one URL or several for failover) and return a `Bus`.
+
+    The first connect retries until `connect_deadline` seconds pass (None: forever), then raises
+    `BusConnectError`. Once connected the client reconnects forever. `name` shows up in the
+    server's connection list and in our logs.
+    """
+    urls = [servers] if isinstance(servers, str) else list(servers)
+    if not urls:
+        raise ValueError("connect needs at least one server URL")
+    client = Client()
+    callbacks = _Callbacks(client, name)
+    attempt = client.connect(
+        urls,
+        name=name,
+        connect_timeout=connect_timeout,  # type: ignore[arg-type]
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        # Used only between first-connect attempts; reconnects use the backoff handler below.
+        reconnect_time_wait=reconnect_backoff.maximum,  # type: ignore[arg-type]
+        reconnect_to_server_handler=_backoff_handler(reconnect_backoff),
+        ping_interval=ping_interval,  # type: ignore[arg-type]
+        max_outstanding_pings=max_outstanding_pings,
+        pending_size=reconnect_buffer_bytes,
+        drain_timeout=drain_timeout,  # type: ignore[arg-type]
+        error_cb=callbacks.error,
+        disconnected_cb=callbacks.disconnected,
+        reconnected_cb=callbacks.reconnected,
+        closed_cb=callbacks.closed,
+    )
+    try:
+        await asyncio.wait_for(attempt, timeout=connect_deadline)
+    except TimeoutError as exc:
+        await client.close()
+        raise BusConnectError(
+            f"no NATS server reachable at {', '.join(urls)} within {connect_deadline}s"
+        ) from exc
+    log.info("connected to nats", extra={"client_name": name, "server": _server_url(client)})
+    return Bus(client, name=name, js_timeout=js_timeout)
+
+
+def _backoff_handler(backoff: Backoff) -> ReconnectToServerHandler:
+    """Pick the server with the fewest failed attempts; wait exponentially longer each time."""
+
+    def choose(servers: list[Server], _info: dict[str, Any]) -> tuple[Server | None, float]:
+        if not servers:
+            return None, backoff.maximum
+        best = min(servers, key=lambda server: server.reconnects)
+        return best, backoff.delay(best.reconnects + 1)
+
+    return choose
+
+
+def _server_url(client: Client) -> str | None:
+    url = client.connected_url
+    return url.netloc if url is not None else None
+
+
+class _Callbacks:
+    """nats-py connection callbacks that only log (structured, no payloads)."""
+
+    def __init__(self, client: Client, name: str) -> None:
+        self._client = client
+        self._name = name
+
+    async def error(self, exc: Exception) -> None:
+        extra = {"client_name": self._name, "error": repr(exc)}
+        if isinstance(exc, OSError | asyncio.TimeoutError | nats.errors.StaleConnectionError):
+            # Expected while a server is down; the disconnect/reconnect lines tell the story.
+            log.debug("nats connection attempt failed", extra=extra)
+        else:
+            log.warning("nats client error", extra=extra)
+
+    async def disconnected(self) -> None:
+        if self._client.is_closed:  # our own close(), not an outage
+            return
+        log.warning("disconnected from nats, reconnecting", extra={"client_name": self._name})
+
+    async def reconnected(self) -> None:
+        server = _server_url(self._client)
+        log.info("reconnected to nats", extra={"client_name": self._name, "server": server})
+
+    async def closed(self) -> None:
+        log.info("nats connection closed", extra={"client_name": self._name})

@@ -1,0 +1,107 @@
+"""Reads what a rotate command needs from the Kubernetes API: the TCP, its Secrets and its
+DataStore with the TLS material the DataStore references. All reads, no decisions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from libs.bus.errors import PermanentError
+from libs.contracts.messages import RotateCommand
+from libs.kube import aio
+from libs.kube.client import KubeClient
+from libs.kube.errors import NotFound
+from libs.pki import PkiError, SecretKind, TcpSpec, secret_name
+from services.issuer.plan import DataStoreFacts, Existing, Gathered
+
+DATASTORE_KINDS = frozenset({SecretKind.DATASTORE_CERTIFICATE, SecretKind.DATASTORE_CONFIG})
+
+
+def _decode(data: Mapping[str, Any]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for key, value in data.items():
+        try:
+            out[key] = base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            out[key] = b""  # broken base64 reads as empty: the plan re-issues it
+    return out
+
+
+def existing_of(obj: Mapping[str, Any]) -> Existing:
+    meta = obj.get("metadata") or {}
+    return Existing(
+        resource_version=str(meta.get("resourceVersion") or ""),
+        data=_decode(obj.get("data") or {}),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+        secret_type=str(obj.get("type") or "Opaque"),
+    )
+
+
+async def _get_secret(kube: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return await aio.call(kube.get_secret, namespace, name)
+    except NotFound:
+        return None
+
+
+async def _ref(kube: KubeClient, ref: Mapping[str, Any] | None) -> bytes | None:
+    """The bytes a DataStore `{secretReference: {name, namespace, keyPath}}` points at."""
+    sref = (ref or {}).get("secretReference") or {}
+    name, namespace, key = sref.get("name"), sref.get("namespace"), sref.get("keyPath")
+    if not (name and namespace and key):
+        return None
+    obj = await _get_secret(kube, str(namespace), str(name))
+    if obj is None:
+        return None
+    return _decode(obj.get("data") or {}).get(str(key))
+
+
+async def datastore_facts(kube: KubeClient, name: str) -> DataStoreFacts | None:
+    try:
+        ds = await aio.call(kube.get_datastore, name)
+    except NotFound:
+        return None
+    spec = ds.get("spec") or {}
+    tls = spec.get("tlsConfig") or {}
+    ca = tls.get("certificateAuthority") or {}
+    client = tls.get("clientCertificate") or {}
+    return DataStoreFacts(
+        name=name,
+        driver=str(spec.get("driver") or "etcd"),
+        endpoints=tuple(str(e) for e in spec.get("endpoints") or ()),
+        ca_cert=await _ref(kube, ca.get("certificate")),
+        ca_key=await _ref(kube, ca.get("privateKey")),
+        client_cert=await _ref(kube, client.get("certificate")),
+        client_key=await _ref(kube, client.get("privateKey")),
+    )
+
+
+async def gather(kube: KubeClient, cmd: RotateCommand) -> Gathered:
+    """Everything `plan` needs; PermanentError when the TCP is gone, replaced or malformed."""
+    where = f"{cmd.namespace}/{cmd.tcp}"
+    try:
+        tcp_obj = await aio.call(kube.get_tcp, cmd.namespace, cmd.tcp)
+    except NotFound:
+        raise PermanentError(f"TenantControlPlane {where} no longer exists") from None
+    uid = str((tcp_obj.get("metadata") or {}).get("uid") or "")
+    if cmd.tcp_uid and uid != cmd.tcp_uid:
+        raise PermanentError(f"TenantControlPlane {where} was replaced (uid {uid})")
+    try:
+        tcp = TcpSpec.from_resource(tcp_obj)
+    except PkiError as exc:
+        raise PermanentError(f"TenantControlPlane {where}: {exc}") from None
+    try:
+        kinds = {SecretKind(k) for k in cmd.secrets}
+    except ValueError as exc:
+        raise PermanentError(f"rotate command {cmd.id}: {exc}") from None
+    wanted = kinds | {SecretKind.CA, SecretKind.FRONT_PROXY_CA}
+    secrets: dict[SecretKind, Existing] = {}
+    for kind in sorted(wanted):
+        obj = await _get_secret(kube, tcp.namespace, secret_name(tcp.name, kind))
+        if obj is not None:
+            secrets[kind] = existing_of(obj)
+    datastore = await datastore_facts(kube, tcp.datastore) if kinds & DATASTORE_KINDS else None
+    return Gathered(tcp=tcp, tcp_uid=uid, secrets=secrets, datastore=datastore)
