@@ -31,5 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,261 @@
+"""The issuer process: consumes rotate commands, mints, writes each Secret in one write.
+
+gather (reads) -> plan (pure, minting on a worker thread) -> write -> publish -> ack. The ack
+comes last: a crash anywhere before it redelivers the command, and the plan then skips what the
+first attempt already wrote (each Secret records the rotation id), so nothing is done twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from libs.bus import Bus, Delivery, connect, ensure_topology, publish, run_consumer
+from libs.bus.errors import PermanentError, TemporaryError
+from libs.contracts import subjects
+from libs.contracts.api import (
+    CaRotationStarted,
+    CertificateIssued,
+    ExternalCertificateExpiring,
+    RotationFailed,
+    SecretWrittenEvent,
+)
+from libs.contracts.codec import MalformedMessage, decode_command, encode
+from libs.contracts.messages import CaRotationBegan, RotateCommand, SecretsWritten, WrittenSecret
+from libs.kube import aio
+from libs.kube.client import KubeClient
+from libs.kube.errors import AlreadyExists, Conflict, KubeError, NotFound, RetryableKubeError
+from libs.pki import KeyAlgorithm, PkiError, SecretKind, summarize
+from libs.runtime import topology
+from libs.runtime.config import Settings
+from libs.runtime.health import HealthServer
+from libs.runtime.service import publish_audit
+from services.issuer.gather import gather
+from services.issuer.plan import IssueSettings, Plan, PlanError, Write, plan
+
+log = logging.getLogger(__name__)
+
+
+class Issuer:
+    def __init__(self, bus: Bus, kube: KubeClient, settings: Settings) -> None:
+        self.bus = bus
+        self.kube = kube
+        leaf = settings.leaf_validity
+        self.cfg = IssueSettings(
+            algorithm=KeyAlgorithm(settings.key_algorithm.lower()),
+            leaf_validity=leaf if leaf > timedelta(0) else None,
+            deadline=settings.renew_deadline,
+        )
+
+    async def handle(self, delivery: Delivery) -> None:
+        try:
+            cmd = decode_command(delivery.data)
+        except MalformedMessage as exc:
+            raise PermanentError(f"malformed rotate command on {delivery.subject}: {exc}") from None
+        extra = {"namespace": cmd.namespace, "tcp": cmd.tcp, "rotation_id": cmd.id}
+        try:
+            await self.rotate(cmd, delivery)
+        except PermanentError as exc:
+            log.error("rotation failed: %s", exc, extra=extra)
+            await self.failed(cmd, str(exc), retryable=False)
+            raise
+        except (PlanError, PkiError) as exc:
+            log.error("rotation failed: %s", exc, extra=extra)
+            await self.failed(cmd, str(exc), retryable=False)
+            raise PermanentError(str(exc)) from None
+        except RetryableKubeError as exc:
+            log.warning("rotation postponed: %s", exc, extra=extra)
+            raise TemporaryError(str(exc), delay=exc.retry_after or 2.0) from None
+
+    async def failed(self, cmd: RotateCommand, message: str, *, retryable: bool) -> None:
+        event = RotationFailed(
+            namespace=cmd.namespace,
+            tcp=cmd.tcp,
+            rotation_id=cmd.id,
+            at=datetime.now(UTC),
+            message=message[:1024],
+            retryable=retryable,
+        )
+        await publish_audit(self.bus, event, cmd.id)
+
+    async def rotate(self, cmd: RotateCommand, delivery: Delivery) -> None:
+        gathered = await gather(self.kube, cmd)
+        now = datetime.now(UTC)
+        result: Plan = await asyncio.to_thread(plan, cmd, gathered, now, self.cfg)
+        await delivery.in_progress()
+        if cmd.ca_rotation and any(w.kind is SecretKind.CA for w in result.writes):
+            began = CaRotationBegan(id=cmd.id, namespace=cmd.namespace, tcp=cmd.tcp, at=now)
+            await publish(
+                self.bus,
+                subjects.issued(cmd.namespace, cmd.tcp),
+                encode(began),
+                msg_id=f"ca-began:{cmd.id}",
+            )
+            started = CaRotationStarted(
+                namespace=cmd.namespace,
+                tcp=cmd.tcp,
+                rotation_id=cmd.id,
+                at=now,
+                secrets=cmd.secrets,
+            )
+            await publish_audit(self.bus, started, cmd.id)
+        forced = cmd.ca_rotation
+        written: list[WrittenSecret] = []
+        for write in result.writes:
+            outcome = await self.write(
+                cmd, write, forced=forced and write.kind is not SecretKind.CA
+            )
+            if outcome is not None:
+                written.append(outcome)
+                await self.audit_write(cmd, write, outcome, now)
+        done = [s for s in result.skipped if s.why == "already written by this rotation"]
+        written.extend(
+            WrittenSecret(
+                name=f"{cmd.tcp}-{s.kind.value}",
+                kind=s.kind.value,
+                checksum=gathered.secrets[s.kind].annotations.get("kamaji.clastix.io/checksum", ""),
+                resource_version=gathered.secrets[s.kind].resource_version,
+                action="unchanged",
+            )
+            for s in done
+        )
+        for skip in result.skipped:
+            log.info(
+                "not re-issued: %s",
+                skip.why,
+                extra={"namespace": cmd.namespace, "tcp": cmd.tcp, "secret": skip.kind.value},
+            )
+        for warning in result.warnings:
+            log.warning(warning, extra={"namespace": cmd.namespace, "tcp": cmd.tcp})
+            ds = gathered.datastore
+            event = ExternalCertificateExpiring(
+                namespace=cmd.namespace,
+                tcp=cmd.tcp,
+                rotation_id=cmd.id,
+                at=now,
+                datastore=ds.name if ds else "",
+                not_after=now,
+                message=warning,
+            )
+            await publish_audit(self.bus, event, f"{cmd.id}:external")
+        if written:
+            message = SecretsWritten(
+                id=cmd.id,
+                namespace=cmd.namespace,
+                tcp=cmd.tcp,
+                secrets=tuple(written),
+                reason=cmd.reason,
+                ca_rotation=cmd.ca_rotation,
+                written_at=datetime.now(UTC),
+            )
+            await publish(
+                self.bus,
+                subjects.issued(cmd.namespace, cmd.tcp),
+                encode(message),
+                msg_id=f"written:{cmd.id}",
+            )
+
+    async def write(self, cmd: RotateCommand, w: Write, *, forced: bool) -> WrittenSecret | None:
+        """One Secret, in one write; None when it was superseded meanwhile."""
+        ns = cmd.namespace
+        try:
+            if w.delete_first:
+                with contextlib.suppress(NotFound):
+                    await aio.call(self.kube.delete_secret, ns, w.name)
+            if w.replace_version is None:
+                obj = await aio.call(self.kube.create_secret, ns, w.body)
+                action = "created"
+            else:
+                body = {
+                    **w.body,
+                    "metadata": {**w.body["metadata"], "resourceVersion": w.replace_version},
+                }
+                obj = await aio.call(self.kube.replace_secret, ns, w.name, body)
+                action = "replaced"
+        except (AlreadyExists, Conflict, NotFound) as exc:
+            if forced:
+                raise TemporaryError(
+                    f"{w.name} changed during a CA rotation; re-planning", delay=0.5
+                ) from exc
+            log.info(
+                "superseded: %s", exc, extra={"namespace": ns, "tcp": cmd.tcp, "secret": w.name}
+            )
+            return None
+        except KubeError as exc:
+            if isinstance(exc, RetryableKubeError):
+                raise
+            raise PermanentError(f"writing Secret {ns}/{w.name}: {exc}") from exc
+        version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        log.info(
+            "Secret %s",
+            action,
+            extra={"namespace": ns, "tcp": cmd.tcp, "secret": w.name, "rotation_id": cmd.id},
+        )
+        return WrittenSecret(
+            name=w.name,
+            kind=w.kind.value,
+            checksum=w.checksum,
+            resource_version=version,
+            action=action,
+        )
+
+    async def audit_write(
+        self, cmd: RotateCommand, w: Write, out: WrittenSecret, now: datetime
+    ) -> None:
+        try:
+            facts = summarize(w.kind, w.data)
+        except PkiError:
+            facts = None  # SA keypair, datastore-config: no certificate
+        if facts is not None:
+            issued = CertificateIssued(
+                namespace=cmd.namespace,
+                tcp=cmd.tcp,
+                rotation_id=cmd.id,
+                at=now,
+                secret=w.name,
+                kind=w.kind.value,
+                serial=facts.serial,
+                not_before=facts.not_before,
+                not_after=facts.not_after,
+                fingerprint_sha256=facts.fingerprint_sha256,
+                signer=facts.issuer,
+            )
+            await publish_audit(self.bus, issued, f"{cmd.id}:{w.kind.value}")
+        written = SecretWrittenEvent(
+            namespace=cmd.namespace,
+            tcp=cmd.tcp,
+            rotation_id=cmd.id,
+            at=now,
+            secret=w.name,
+            kind=w.kind.value,
+            checksum=out.checksum,
+            resource_version=out.resource_version,
+            action=out.action,
+        )
+        await publish_audit(self.bus, written, f"{cmd.id}:{w.kind.value}")
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    kube = KubeClient.from_kubeconfig(settings.kubeconfig or None)
+    bus = await connect(settings.nats_url, name="certlc-issuer")
+    try:
+        await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
+        issuer = Issuer(bus, kube, settings)
+        health = HealthServer(lambda: (bus.is_connected, "nats"), port=settings.health_port)
+        if settings.health_port >= 0:
+            await health.start()
+        log.info("issuer running")
+        await run_consumer(
+            bus,
+            subjects.ROTATE_STREAM,
+            subjects.ISSUER_DURABLE,
+            issuer.handle,
+            stop_event=stop,
+            max_concurrency=settings.max_concurrency,
+        )
+        await health.stop()
+    finally:
+        await bus.close()
+        kube.close()

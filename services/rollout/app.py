@@ -1,0 +1,215 @@
+"""The rollout process: after a TCP's Secrets change, roll its Deployment out once; keep status.
+
+Messages of one TCP are handled in order. A `SecretsWritten` is handled after a settle delay,
+reading the Secrets as they are *then*: Secrets written by several commands close together end
+up in one pod template, hence one rollout, and a later message finds nothing left to change.
+The status phase is `CertificateAuthorityRotating` from `CaRotationBegan` until the rollout
+with the new CA has completed, then `Ready`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from libs.bus import Bus, Delivery, connect, ensure_topology, run_consumer
+from libs.bus.errors import PermanentError, TemporaryError
+from libs.contracts import subjects
+from libs.contracts.api import (
+    CaRotationCompleted,
+    RolloutCompleted,
+    RolloutFailed,
+    RolloutStarted,
+)
+from libs.contracts.codec import MalformedMessage, decode_issued
+from libs.contracts.messages import CaRotationBegan, SecretsWritten
+from libs.kube import aio
+from libs.kube.client import KubeClient
+from libs.kube.errors import NotFound, RetryableKubeError
+from libs.pki import CHECKSUM_ANNOTATION, SecretKind, checksum, secret_name
+from libs.runtime import topology
+from libs.runtime.config import Settings
+from libs.runtime.health import HealthServer
+from libs.runtime.service import publish_audit
+from services.rollout.plan import (
+    CA_ROTATING,
+    READY,
+    STATUS_PATHS,
+    SecretFact,
+    deployment_patch,
+    rollout_complete,
+    status_patch,
+)
+
+log = logging.getLogger(__name__)
+
+
+def secret_fact(obj: dict[str, Any]) -> SecretFact:
+    meta = obj.get("metadata") or {}
+    value = (meta.get("annotations") or {}).get(CHECKSUM_ANNOTATION)
+    if not value:
+        data: dict[str, bytes] = {}
+        for key, raw in (obj.get("data") or {}).items():
+            try:
+                data[key] = base64.b64decode(str(raw), validate=True)
+            except (binascii.Error, ValueError):
+                data[key] = str(raw).encode()
+        value = checksum(data)
+    return SecretFact(str(meta.get("name") or ""), str(value))
+
+
+class Rollout:
+    def __init__(self, bus: Bus, kube: KubeClient, settings: Settings) -> None:
+        self.bus = bus
+        self.kube = kube
+        self.settle = settings.rollout_settle.total_seconds()
+        self.timeout = settings.rollout_timeout.total_seconds()
+
+    async def handle(self, delivery: Delivery) -> None:
+        try:
+            message = decode_issued(delivery.data)
+        except MalformedMessage as exc:
+            raise PermanentError(f"malformed message on {delivery.subject}: {exc}") from None
+        try:
+            match message:
+                case CaRotationBegan():
+                    await self.ca_began(message)
+                case SecretsWritten():
+                    await self.secrets_written(message, delivery)
+        except RetryableKubeError as exc:
+            raise TemporaryError(str(exc), delay=exc.retry_after or 2.0) from None
+
+    async def _tcp(self, namespace: str, name: str) -> dict[str, Any]:
+        try:
+            return await aio.call(self.kube.get_tcp, namespace, name)
+        except NotFound:
+            raise PermanentError(
+                f"TenantControlPlane {namespace}/{name} no longer exists"
+            ) from None
+
+    async def ca_began(self, msg: CaRotationBegan) -> None:
+        tcp = await self._tcp(msg.namespace, msg.tcp)
+        patch = status_patch(tcp, {}, msg.at, phase=CA_ROTATING)
+        if patch is not None:
+            await aio.call(self.kube.patch_tcp_status, msg.namespace, msg.tcp, patch)
+            log.info("CA rotation started", extra={"namespace": msg.namespace, "tcp": msg.tcp})
+
+    async def _facts(self, namespace: str, tcp: str) -> dict[SecretKind, SecretFact]:
+        facts: dict[SecretKind, SecretFact] = {}
+        for kind in STATUS_PATHS:
+            try:
+                obj = await aio.call(self.kube.get_secret, namespace, secret_name(tcp, kind))
+            except NotFound:
+                continue
+            facts[kind] = secret_fact(obj)
+        return facts
+
+    async def secrets_written(self, msg: SecretsWritten, delivery: Delivery) -> None:
+        ns, name = msg.namespace, msg.tcp
+        extra = {"namespace": ns, "tcp": name, "rotation_id": msg.id}
+        await asyncio.sleep(self.settle)
+        tcp = await self._tcp(ns, name)
+        facts = await self._facts(ns, name)
+        rolled = await self.roll(msg, facts, delivery)
+        if rolled is False:
+            return  # failed: reported, status left as it is
+        now = datetime.now(UTC)
+        phase_now = ((tcp.get("status") or {}).get("kubernetesResources") or {}).get(
+            "version"
+        ) or {}
+        finishing_ca = msg.ca_rotation or phase_now.get("status") == CA_ROTATING
+        patch = status_patch(tcp, facts, now, phase=READY if finishing_ca else None)
+        if patch is not None:
+            await aio.call(self.kube.patch_tcp_status, ns, name, patch)
+        if msg.ca_rotation:
+            event = CaRotationCompleted(namespace=ns, tcp=name, rotation_id=msg.id, at=now)
+            await publish_audit(self.bus, event, msg.id)
+            log.info("CA rotation completed", extra=extra)
+
+    async def roll(
+        self, msg: SecretsWritten, facts: dict[SecretKind, SecretFact], delivery: Delivery
+    ) -> bool | None:
+        """Patch and wait. True: rolled out; None: nothing to roll; False: failed."""
+        ns, name = msg.namespace, msg.tcp
+        extra = {"namespace": ns, "tcp": name, "rotation_id": msg.id}
+        try:
+            deployment = await aio.call(self.kube.get_deployment, ns, name)
+        except NotFound:
+            log.info("no control-plane Deployment yet; nothing to roll out", extra=extra)
+            return None
+        patch = deployment_patch(deployment, facts)
+        if patch is None:
+            log.info("pod template already up to date; no rollout", extra=extra)
+            return None
+        started = time.monotonic()
+        changed = tuple(sorted(patch["spec"]["template"]["metadata"]["labels"]))
+        await aio.call(self.kube.patch_deployment, ns, name, patch)
+        event = RolloutStarted(
+            namespace=ns,
+            tcp=name,
+            rotation_id=msg.id,
+            at=datetime.now(UTC),
+            deployment=name,
+            secrets=tuple(c.rsplit("/", 1)[-1] for c in changed),
+        )
+        await publish_audit(self.bus, event, f"{msg.id}:{'|'.join(changed)}")
+        log.info("rollout started", extra=extra)
+        while True:
+            await asyncio.sleep(0.2)
+            await delivery.in_progress()
+            current = await aio.call(self.kube.get_deployment, ns, name)
+            if rollout_complete(current):
+                break
+            if time.monotonic() - started > self.timeout:
+                failed = RolloutFailed(
+                    namespace=ns,
+                    tcp=name,
+                    rotation_id=msg.id,
+                    at=datetime.now(UTC),
+                    deployment=name,
+                    message=f"not rolled out after {self.timeout:.0f}s",
+                )
+                await publish_audit(self.bus, failed, msg.id)
+                log.error("rollout did not complete in time", extra=extra)
+                return False
+        duration = time.monotonic() - started
+        done = RolloutCompleted(
+            namespace=ns,
+            tcp=name,
+            rotation_id=msg.id,
+            at=datetime.now(UTC),
+            deployment=name,
+            duration_seconds=round(duration, 3),
+        )
+        await publish_audit(self.bus, done, f"{msg.id}:{'|'.join(changed)}")
+        log.info("rollout completed", extra={**extra, "duration_seconds": round(duration, 3)})
+        return True
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    kube = KubeClient.from_kubeconfig(settings.kubeconfig or None)
+    bus = await connect(settings.nats_url, name="certlc-rollout")
+    try:
+        await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
+        rollout = Rollout(bus, kube, settings)
+        health = HealthServer(lambda: (bus.is_connected, "nats"), port=settings.health_port)
+        if settings.health_port >= 0:
+            await health.start()
+        log.info("rollout running")
+        await run_consumer(
+            bus,
+            subjects.ISSUED_STREAM,
+            subjects.ROLLOUT_DURABLE,
+            rollout.handle,
+            stop_event=stop,
+            max_concurrency=settings.max_concurrency,
+        )
+        await health.stop()
+    finally:
+        await bus.close()
+        kube.close()
