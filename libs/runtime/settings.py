@@ -8,6 +8,7 @@ Durations are written like `24h`, `90s`, `1h30m`, `500ms`.
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -47,31 +48,33 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds:g}s"
 
 
-def _decode_hook(kind: type[Any], obj: Any) -> Any:
-    if kind is timedelta and isinstance(obj, str):
-        return parse_duration(obj)
-    raise NotImplementedError
-
-
 def load_settings(
     cls: type[T], environ: Mapping[str, str], *, shared: frozenset[str] = frozenset()
 ) -> T:
     """Build `cls` from `CERTLC_<FIELD>` variables. Variables named in `shared` (settings of
     other services in a shared environment) are tolerated; any other unknown one is an error."""
     fields = {name.upper(): name for name in cls.__struct_fields__}
+    hints = typing.get_type_hints(cls)
     raw: dict[str, Any] = {}
     for key, value in environ.items():
         if not key.startswith(PREFIX):
             continue
         name = key[len(PREFIX) :]
         if name in fields:
-            raw[fields[name]] = value
+            field = fields[name]
+            if hints.get(field) is timedelta:
+                try:
+                    raw[field] = parse_duration(value)
+                except SettingsError as exc:
+                    raise SettingsError(f"{key}: {exc}") from None
+            else:
+                raw[field] = value
         elif name not in shared:
             known = ", ".join(PREFIX + f for f in sorted(fields))
             raise SettingsError(f"unknown setting {key}; this service reads {known}")
     try:
-        return msgspec.convert(raw, cls, strict=False, dec_hook=_decode_hook)
+        return msgspec.convert(raw, cls, strict=False)
     except msgspec.ValidationError as exc:
-        field = str(exc).rsplit("$.", 1)[-1] if "$." in str(exc) else ""
-        where = f" ({PREFIX}{field.upper()})" if field else ""
+        field = str(exc).rsplit("$.", 1)[-1].strip("`") if "$." in str(exc) else ""
+        where = f" {PREFIX}{field.upper()}" if field else ""
         raise SettingsError(f"invalid setting{where}: {exc}") from exc

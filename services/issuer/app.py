@@ -27,7 +27,7 @@ from libs.contracts.messages import CaRotationBegan, RotateCommand, SecretsWritt
 from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, Conflict, KubeError, NotFound, RetryableKubeError
-from libs.pki import KeyAlgorithm, PkiError, SecretKind, summarize
+from libs.pki import CA_SIGNED_KINDS, KeyAlgorithm, PkiError, SecretKind, summarize
 from libs.runtime import topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
@@ -85,7 +85,9 @@ class Issuer:
         now = datetime.now(UTC)
         result: Plan = await asyncio.to_thread(plan, cmd, gathered, now, self.cfg)
         await delivery.in_progress()
-        if cmd.ca_rotation and any(w.kind is SecretKind.CA for w in result.writes):
+        # A CA replaced under existing certificates is a rotation; a first CA is not.
+        rotating = cmd.ca_rotation and any(k in gathered.secrets for k in CA_SIGNED_KINDS)
+        if rotating and any(w.kind is SecretKind.CA for w in result.writes):
             began = CaRotationBegan(id=cmd.id, namespace=cmd.namespace, tcp=cmd.tcp, at=now)
             await publish(
                 self.bus,
@@ -147,7 +149,7 @@ class Issuer:
                 tcp=cmd.tcp,
                 secrets=tuple(written),
                 reason=cmd.reason,
-                ca_rotation=cmd.ca_rotation,
+                ca_rotation=rotating,
                 written_at=datetime.now(UTC),
             )
             await publish(

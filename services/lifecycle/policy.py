@@ -258,38 +258,28 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
         if finding is not None:
             findings.append(finding)
 
-    rotations: list[Rotation] = []
-    trips: list[LoopTrip] = []
+    # Group findings into commands: one per reason, the TCP CA's rotation carrying every
+    # Secret it signs (and whatever else shares its reason, so a new TCP is one command and
+    # the control plane rolls out once). CA kinds first, so their dependents join them.
     covered: set[SecretKind] = set()
-    # CA kinds first: their rotation carries every Secret they sign.
-    ordered = sorted(findings, key=lambda f: profile(f.kind).category is not Category.CA)
+    ca_reason: Reason | None = None
     by_reason: dict[Reason, list[Finding]] = {}
-    for finding in ordered:
+    for finding in sorted(findings, key=lambda f: profile(f.kind).category is not Category.CA):
         if finding.kind in covered:
             continue
         group = (finding.kind, *dependents(finding.kind, kinds))
         covered.update(group)
         if finding.kind is SecretKind.CA:
-            rotations.extend(
-                _rotation(
-                    state,
-                    reason=finding.reason,
-                    kinds=group,
-                    detail=finding.detail,
-                    ca_rotation=True,
-                    now=now,
-                    cfg=cfg,
-                    trips=trips,
-                )
-            )
-            continue
-        for kind in group:
-            by_reason.setdefault(finding.reason, []).append(
-                finding
-                if kind is finding.kind
-                else Finding(kind, finding.reason, f"signer {finding.kind.value} re-issued")
-            )
-    for reason, group_findings in by_reason.items():
+            ca_reason = finding.reason
+        by_reason.setdefault(finding.reason, []).extend(
+            finding
+            if kind is finding.kind
+            else Finding(kind, finding.reason, f"signer {finding.kind.value} re-issued")
+            for kind in group
+        )
+    rotations: list[Rotation] = []
+    trips: list[LoopTrip] = []
+    for reason, group_findings in sorted(by_reason.items(), key=lambda kv: kv[0] != ca_reason):
         group_kinds = tuple(dict.fromkeys(f.kind for f in group_findings))
         detail = "; ".join(f"{f.kind.value}: {f.detail}" for f in group_findings)
         rotations.extend(
@@ -298,7 +288,7 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
                 reason=reason,
                 kinds=group_kinds,
                 detail=detail,
-                ca_rotation=False,
+                ca_rotation=reason is ca_reason,
                 now=now,
                 cfg=cfg,
                 trips=trips,

@@ -106,8 +106,9 @@ def test_should_group_secrets_missing_together_into_one_rotation() -> None:
     ]
 
 
-def test_should_issue_the_whole_set_for_a_new_tcp_with_the_ca_first() -> None:
+def test_should_issue_the_whole_set_for_a_new_tcp_in_one_command_ca_first() -> None:
     rotations = decide(TcpState(tcp(), {}), NOW, CFG).rotations
+    assert len(rotations) == 1
     assert rotations[0].ca_rotation is True
     assert rotations[0].kinds[0] is K.CA
     issued = {k for r in rotations for k in r.kinds}
