@@ -7,12 +7,12 @@ and by kubectl (kubeconfigs). kubectl is required: scripts/bootstrap.sh installs
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,6 +60,21 @@ SECRETS = {
     "scheduler-kubeconfig": {"scheduler.conf"},
     "konnectivity-kubeconfig": {"konnectivity-server.conf"},
 }
+
+
+# Short names for the files a chain check needs, relative to the output directory.
+F = {
+    "ca": f"{TCP}-ca/ca.crt",
+    "fp-ca": f"{TCP}-front-proxy-ca-certificate/front-proxy-ca.crt",
+    "apiserver": f"{TCP}-api-server-certificate/apiserver.crt",
+    "kubelet": f"{TCP}-api-server-kubelet-client-certificate/apiserver-kubelet-client.crt",
+    "fp-client": f"{TCP}-front-proxy-client-certificate/front-proxy-client.crt",
+    "konnectivity": f"{TCP}-konnectivity-certificate/tls.crt",
+    "datastore": f"{TCP}-datastore-certificate/server.crt",
+    "datastore-bundled-ca": f"{TCP}-datastore-certificate/ca.crt",
+    "datastore-ca": "datastore-ca/ca.crt",
+}
+
 
 def holds_a_secret(name: str) -> bool:
     """Private keys, kubeconfigs (embedded client keys) and the datastore password."""
@@ -123,10 +138,10 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def copy(generated: Path, tmp_path: Path) -> Iterator[Path]:
+def copy(generated: Path, tmp_path: Path) -> Path:
     target = tmp_path / "set"
     shutil.copytree(generated, target)
-    yield target
+    return target
 
 
 def test_should_write_one_file_per_data_key_with_private_modes(generated: Path) -> None:
@@ -149,26 +164,39 @@ def test_should_write_one_file_per_data_key_with_private_modes(generated: Path) 
 @pytest.mark.parametrize(
     ("cert", "ca", "purpose"),
     [
-        ("ca/ca.crt", "ca/ca.crt", "any"),
-        ("front-proxy-ca-certificate/front-proxy-ca.crt", "front-proxy-ca-certificate/front-proxy-ca.crt", "any"),
-        ("api-server-certificate/apiserver.crt", "ca/ca.crt", "sslserver"),
-        ("api-server-kubelet-client-certificate/apiserver-kubelet-client.crt", "ca/ca.crt", "sslclient"),
-        ("front-proxy-client-certificate/front-proxy-client.crt", "front-proxy-ca-certificate/front-proxy-ca.crt", "sslclient"),
-        ("konnectivity-certificate/tls.crt", "ca/ca.crt", "sslserver"),
-        ("konnectivity-certificate/tls.crt", "ca/ca.crt", "sslclient"),
-        ("datastore-certificate/server.crt", "datastore-certificate/ca.crt", "sslclient"),
-        ("datastore-certificate/server.crt", "../datastore-ca/ca.crt", "sslclient"),
+        ("ca", "ca", "any"),
+        ("fp-ca", "fp-ca", "any"),
+        ("apiserver", "ca", "sslserver"),
+        ("kubelet", "ca", "sslclient"),
+        ("fp-client", "fp-ca", "sslclient"),
+        ("konnectivity", "ca", "sslserver"),
+        ("konnectivity", "ca", "sslclient"),
+        ("datastore", "datastore-bundled-ca", "sslclient"),
+        ("datastore", "datastore-ca", "sslclient"),
     ],
-)  # fmt: skip
+)
 def test_should_verify_every_chain_with_openssl(
     generated: Path, cert: str, ca: str, purpose: str
 ) -> None:
-    cert_path = secret_dir(generated, cert.split("/")[0]) / cert.split("/")[1]
-    ca_path = (secret_dir(generated, ca.split("/")[0]) / ca.split("/")[1]).resolve()
-    if ca.startswith("../"):
-        ca_path = generated / ca.removeprefix("../")
-    output = run(openssl(), "verify", "-CAfile", str(ca_path), "-purpose", purpose, str(cert_path))
-    assert output.strip().endswith(": OK")
+    ca_file, cert_file = str(generated / F[ca]), str(generated / F[cert])
+    output = run(openssl(), "verify", "-CAfile", ca_file, "-purpose", purpose, cert_file)
+    assert output.strip() == f"{cert_file}: OK"
+
+
+@pytest.mark.parametrize(
+    ("cert", "ca"), [("fp-client", "ca"), ("apiserver", "fp-ca"), ("datastore", "ca")]
+)
+def test_should_not_verify_a_certificate_against_another_ca(
+    generated: Path, cert: str, ca: str
+) -> None:
+    done = subprocess.run(
+        [openssl(), "verify", "-CAfile", str(generated / F[ca]), str(generated / F[cert])],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert b"unable to get local issuer certificate" in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("conf", list(KUBECONFIGS))
@@ -178,7 +206,8 @@ def test_should_verify_every_kubeconfig_client_certificate_with_openssl(
     path = generated / f"{TCP}-{conf}"
     cert, key = kubeconfig_client(path, tmp_path)
     ca = secret_dir(generated, "ca") / "ca.crt"
-    assert run(openssl(), "verify", "-CAfile", str(ca), "-purpose", "sslclient", str(cert)).strip().endswith(": OK")
+    verdict = run(openssl(), "verify", "-CAfile", str(ca), "-purpose", "sslclient", str(cert))
+    assert verdict.strip() == f"{cert}: OK"
     assert "RSA key ok" in run(openssl(), "rsa", "-check", "-noout", "-in", str(key))
     subject = run(openssl(), "x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in", str(cert))
     assert f"CN={KUBECONFIGS[conf][0]}" in subject
@@ -187,8 +216,11 @@ def test_should_verify_every_kubeconfig_client_certificate_with_openssl(
 def _dates(cert: Path) -> tuple[datetime, datetime]:
     text = run(openssl(), "x509", "-noout", "-startdate", "-enddate", "-in", str(cert))
     values = dict(line.split("=", 1) for line in text.strip().splitlines())
-    parse = lambda v: datetime.strptime(v, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=UTC)  # noqa: E731
-    return parse(values["notBefore"]), parse(values["notAfter"])
+    return _openssl_time(values["notBefore"]), _openssl_time(values["notAfter"])
+
+
+def _openssl_time(value: str) -> datetime:
+    return datetime.strptime(value, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=UTC)
 
 
 def test_should_show_apiserver_sans_usages_and_validity_in_openssl_text(generated: Path) -> None:
@@ -224,12 +256,12 @@ def test_should_show_apiserver_sans_usages_and_validity_in_openssl_text(generate
 
 @pytest.mark.parametrize(
     ("path", "cn"),
-    [("ca/ca.crt", "kubernetes"), ("front-proxy-ca-certificate/front-proxy-ca.crt", "front-proxy-ca")],
+    [("ca", "kubernetes"), ("fp-ca", "front-proxy-ca")],
 )
 def test_should_show_ca_constraints_usages_san_and_ten_years(
     generated: Path, path: str, cn: str
 ) -> None:
-    cert = secret_dir(generated, path.split("/")[0]) / path.split("/")[1]
+    cert = generated / F[path]
     text = run(openssl(), "x509", "-text", "-noout", "-in", str(cert))
     assert "CA:TRUE" in text
     assert "Digital Signature, Key Encipherment, Certificate Sign" in text
@@ -247,11 +279,15 @@ def test_should_write_pkcs1_rsa_keys_that_openssl_checks_and_that_match_their_ce
         ("ca", "tls.crt", "tls.key"),
         ("front-proxy-ca-certificate", "front-proxy-ca.crt", "front-proxy-ca.key"),
         ("api-server-certificate", "apiserver.crt", "apiserver.key"),
-        ("api-server-kubelet-client-certificate", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key"),
+        (
+            "api-server-kubelet-client-certificate",
+            "apiserver-kubelet-client.crt",
+            "apiserver-kubelet-client.key",
+        ),
         ("front-proxy-client-certificate", "front-proxy-client.crt", "front-proxy-client.key"),
         ("datastore-certificate", "server.crt", "server.key"),
         ("konnectivity-certificate", "tls.crt", "tls.key"),
-    ]  # fmt: skip
+    ]
     for suffix, crt, key in pairs:
         directory = secret_dir(generated, suffix)
         key_path = directory / key
@@ -264,7 +300,9 @@ def test_should_write_pkcs1_rsa_keys_that_openssl_checks_and_that_match_their_ce
 
 def test_should_write_sa_pub_as_the_public_key_of_sa_key(generated: Path) -> None:
     directory = secret_dir(generated, "sa-certificate")
-    assert "RSA key ok" in run(openssl(), "rsa", "-check", "-noout", "-in", str(directory / "sa.key"))
+    assert "RSA key ok" in run(
+        openssl(), "rsa", "-check", "-noout", "-in", str(directory / "sa.key")
+    )
     public = run(openssl(), "rsa", "-pubout", "-in", str(directory / "sa.key"))
     assert public == (directory / "sa.pub").read_text()
 
@@ -282,17 +320,22 @@ def test_should_load_every_kubeconfig_with_the_official_client(generated: Path, 
     path = generated / f"{TCP}-{conf}"
     user, server = KUBECONFIGS[conf]
     configuration = kube_client.Configuration()
-    kube_config.load_kube_config(config_file=str(path), client_configuration=configuration)
+    kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(path), client_configuration=configuration
+    )
     assert configuration.host == server
     assert configuration.ssl_ca_cert is not None
-    assert Path(configuration.ssl_ca_cert).read_bytes() == (
-        secret_dir(generated, "ca") / "ca.crt"
-    ).read_bytes()
+    assert (
+        Path(configuration.ssl_ca_cert).read_bytes()
+        == (secret_dir(generated, "ca") / "ca.crt").read_bytes()
+    )
     assert configuration.cert_file is not None
     assert configuration.key_file is not None
     assert Path(configuration.cert_file).read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
     assert Path(configuration.key_file).read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----")
-    contexts, active = kube_config.list_kube_config_contexts(config_file=str(path))
+    contexts, active = kube_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+        config_file=str(path)
+    )
     assert active["name"] == f"{user}@{TCP}"
     assert active["context"] == {"cluster": TCP, "user": user}
     assert len(contexts) == 1
@@ -313,7 +356,10 @@ def test_should_read_every_kubeconfig_with_kubectl(generated: Path, conf: str) -
     assert view["users"][0]["name"] == user
     assert "client-key-data" in view["users"][0]["user"]
     minified = run(kubectl(), "config", "view", "--minify", "--kubeconfig", str(path), "-o", "json")
-    assert json.loads(minified)["users"][0]["user"]["client-key-data"] in ("DATA+OMITTED", "REDACTED")
+    assert json.loads(minified)["users"][0]["user"]["client-key-data"] in (
+        "DATA+OMITTED",
+        "REDACTED",
+    )
 
 
 def test_should_mint_ecdsa_keys_that_openssl_accepts(tmp_path: Path) -> None:
@@ -328,7 +374,11 @@ def test_should_mint_ecdsa_keys_that_openssl_accepts(tmp_path: Path) -> None:
     assert "Digital Signature" in text
     assert "Key Encipherment" not in text
     ca = secret_dir(out, "ca") / "ca.crt"
-    assert run(openssl(), "verify", "-CAfile", str(ca), str(directory / "apiserver.crt")).strip().endswith(": OK")
+    assert (
+        run(openssl(), "verify", "-CAfile", str(ca), str(directory / "apiserver.crt"))
+        .strip()
+        .endswith(": OK")
+    )
 
 
 def test_should_report_a_fresh_set_valid_and_exit_zero(
@@ -339,7 +389,9 @@ def test_should_report_a_fresh_set_valid_and_exit_zero(
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].split() == ["CERTIFICATE", "EXPIRES", "RESIDUAL", "TIME", "SIGNER", "STATUS"]
-    authority = lines.index(next(line for line in lines if line.startswith("CERTIFICATE AUTHORITY")))
+    authority = lines.index(
+        next(line for line in lines if line.startswith("CERTIFICATE AUTHORITY"))
+    )
     certificates = [line for line in lines[1:authority] if line]
     authorities = [line for line in lines[authority + 1 :] if line]
     assert len(certificates) == 11
@@ -373,7 +425,9 @@ def test_should_flag_an_expiring_certificate_and_exit_non_zero(
     capsys.readouterr()
     assert main(["certs", "check", str(copy)]) == 1
     out = capsys.readouterr().out
-    api = next(line for line in out.splitlines() if line.startswith(f"{TCP}-api-server-certificate "))
+    api = next(
+        line for line in out.splitlines() if line.startswith(f"{TCP}-api-server-certificate ")
+    )
     assert api.split()[-1] == "expiring"
     assert "1h" in api.split()
     assert "- api-server-certificate: apiserver.crt expires at" in out
@@ -383,7 +437,9 @@ def test_should_flag_an_expiring_certificate_and_exit_non_zero(
 def test_should_flag_a_mismatched_key_as_invalid(
     copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    kubelet = secret_dir(copy, "api-server-kubelet-client-certificate") / "apiserver-kubelet-client.key"
+    kubelet = (
+        secret_dir(copy, "api-server-kubelet-client-certificate") / "apiserver-kubelet-client.key"
+    )
     shutil.copy(kubelet, secret_dir(copy, "api-server-certificate") / "apiserver.key")
     (secret_dir(copy, "scheduler-kubeconfig") / "scheduler.conf").unlink()
     capsys.readouterr()
@@ -428,7 +484,5 @@ def test_should_parse_deadlines_like_kubeadm_durations(text: str, expected: time
 
 @pytest.mark.parametrize("text", ["", "24", "h", "1x", "1h 30m", "-1h"])
 def test_should_reject_malformed_deadlines(text: str) -> None:
-    import argparse
-
     with pytest.raises(argparse.ArgumentTypeError, match="invalid duration"):
         parse_duration(text)

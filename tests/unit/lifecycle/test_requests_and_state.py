@@ -32,7 +32,7 @@ def state(**kw: object) -> TcpState:
     ("target", "secret_name", "expected"),
     [
         (Target.X509, "", {K.APISERVER, K.APISERVER_KUBELET_CLIENT, K.FRONT_PROXY_CLIENT,
-                           K.DATASTORE_CERTIFICATE, K.KONNECTIVITY_CERTIFICATE}),
+                           K.KONNECTIVITY_CERTIFICATE}),
         (Target.KUBECONFIG, "", {K.ADMIN_KUBECONFIG, K.CONTROLLER_MANAGER_KUBECONFIG,
                                  K.SCHEDULER_KUBECONFIG, K.KONNECTIVITY_KUBECONFIG}),
         (Target.CA, "", {K.CA, *CA_SIGNED_KINDS}),

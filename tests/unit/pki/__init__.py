@@ -1,0 +1,1 @@
+"""Unit tests of libs.pki: pure, table-driven, names are sentences."""
