@@ -1,0 +1,184 @@
+"""End-to-end harness: a real nats-server, the Kubernetes API stand-in over HTTPS, and the four
+services as separate processes; plus a tap on `>` that records every message on the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nats
+
+from libs.devenv.nats_server import NatsServer
+from libs.devenv.stack import ServiceSet
+from libs.kubesim import KubeSim
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+class BusTap:
+    """Subscribes to `>` on its own thread and keeps (subject, headers, data) of every message."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.messages: list[tuple[str, dict[str, str], bytes]] = []
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        nc = await nats.connect(self.url, max_reconnect_attempts=-1)
+
+        async def record(msg: Any) -> None:
+            self.messages.append((msg.subject, dict(msg.headers or {}), bytes(msg.data)))
+
+        await nc.subscribe(">", cb=record)
+        await nc.flush()
+        self._ready.set()
+        await self._stop.wait()
+        await nc.drain()
+
+    def start(self) -> BusTap:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def audit(self, tcp: str, event: str | None = None) -> list[bytes]:
+        prefix = f"certlc.audit.default.{tcp}."
+        return [
+            d
+            for s, _, d in list(self.messages)
+            if s.startswith(prefix) and (event is None or s.endswith("." + event))
+        ]
+
+
+@dataclass
+class Stack:
+    nats: NatsServer
+    sim: KubeSim
+    kubeconfig: Path
+    services: ServiceSet
+    tap: BusTap
+    workdir: Path
+    created: list[str] = field(default_factory=list)
+
+    # --- reading the cluster ------------------------------------------------------------
+
+    def secrets(self, tcp: str, namespace: str = "default") -> dict[str, dict[str, Any]]:
+        return {
+            s["metadata"]["name"]: s
+            for s in self.sim.list(
+                "secrets", namespace, label_selector=f"kamaji.clastix.io/name={tcp}"
+            )
+        }
+
+    def data(self, secret: dict[str, Any]) -> dict[str, bytes]:
+        return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+
+    def replicasets(self, tcp: str) -> list[str]:
+        return sorted(
+            r["metadata"]["name"]
+            for r in self.sim.list("replicasets", "default")
+            if r["metadata"]["name"].startswith(f"{tcp}-")
+        )
+
+    def deployment_done(self, tcp: str) -> bool:
+        d = self.sim.get("deployments", tcp)
+        status = d.get("status") or {}
+        want = d["spec"]["replicas"]
+        return bool(
+            status.get("observedGeneration", 0) >= d["metadata"]["generation"]
+            and status.get("updatedReplicas") == want == status.get("availableReplicas")
+            and status.get("replicas") == want
+        )
+
+    def phase(self, tcp: str) -> str:
+        status = self.sim.get("tenantcontrolplanes", tcp).get("status") or {}
+        return str(((status.get("kubernetesResources") or {}).get("version") or {}).get("status"))
+
+    def kubectl(self, *args: str) -> str:
+        result = subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
+        return result.stdout
+
+    def settled(self, tcp: str, count: int, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+        """Wait until the TCP has `count` Secrets and its Deployment has rolled out."""
+        secrets = wait_for(
+            lambda: s if len(s := self.secrets(tcp)) == count else None,
+            timeout,
+            f"{count} Secrets of {tcp}",
+        )
+        wait_for(lambda: self.deployment_done(tcp), timeout, f"rollout of {tcp}")
+        return secrets
+
+    def quiet(self, tcp: str, seconds: float = 3.0) -> list[str]:
+        """Wait until no new ReplicaSet appears for `seconds`; the ReplicaSets then."""
+        last, since = self.replicasets(tcp), time.monotonic()
+        deadline = time.monotonic() + 60
+        while time.monotonic() - since < seconds:
+            time.sleep(0.2)
+            now = self.replicasets(tcp)
+            if now != last:
+                last, since = now, time.monotonic()
+            assert time.monotonic() < deadline, "ReplicaSets never settled"
+        wait_for(lambda: self.deployment_done(tcp), 30, f"rollout of {tcp}")
+        return last
+
+
+def start_stack(
+    workdir: Path, serving: Any, settings: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    nats_server = NatsServer(workdir / "jetstream")
+    nats_server.start()
+    sim = KubeSim(serving=serving, ready_delay=0.2, gc=True).start()
+    kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
+    tap = BusTap(nats_server.url).start()
+    services = ServiceSet(
+        nats_url=nats_server.url,
+        kubeconfig=str(kubeconfig),
+        log_dir=workdir / "logs",
+        settings={"CERTLC_ROLLOUT_SETTLE": "1s", "CERTLC_SETTLE": "300ms", **(settings or {})},
+    )
+    stack = Stack(nats_server, sim, kubeconfig, services, tap, workdir)
+    try:
+        services.start()
+        yield stack
+    finally:
+        codes = services.stop()
+        tap.stop()
+        sim.stop()
+        nats_server.stop()
+        crashed = {k: v for k, v in codes.items() if v not in (0, None)}
+        assert not crashed, f"services did not stop cleanly: {crashed}\n{services.logs()[-8000:]}"
