@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from libs.cli import certs, kubesim
+from libs.cli import certs, demo, kubesim
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     certs.register(sub)
     kubesim.register(sub)
+    demo.register(sub)
     return parser
 
 
