@@ -133,6 +133,13 @@ class ServiceSet:
             if pending:
                 time.sleep(0.1)
 
+    def add_replica(self, name: str) -> ServiceProcess:
+        """Start one more instance of service `name`."""
+        process = ServiceProcess(name, len(self.by_name(name)), self.env, self.log_dir)
+        self.processes.append(process)
+        process.start()
+        return process
+
     def by_name(self, name: str) -> list[ServiceProcess]:
         return [p for p in self.processes if p.name == name]
 
