@@ -103,15 +103,11 @@ class Issuer:
                 secrets=cmd.secrets,
             )
             await publish_audit(self.bus, started, cmd.id)
-        forced = cmd.ca_rotation
         written: list[WrittenSecret] = []
         for write in result.writes:
-            outcome = await self.write(
-                cmd, write, forced=forced and write.kind is not SecretKind.CA
-            )
-            if outcome is not None:
-                written.append(outcome)
-                await self.audit_write(cmd, write, outcome, now)
+            outcome = await self.write(cmd, write)
+            written.append(outcome)
+            await self.audit_write(cmd, write, outcome, now)
         done = [s for s in result.skipped if s.why == "already written by this rotation"]
         written.extend(
             WrittenSecret(
@@ -159,8 +155,8 @@ class Issuer:
                 msg_id=f"written:{cmd.id}",
             )
 
-    async def write(self, cmd: RotateCommand, w: Write, *, forced: bool) -> WrittenSecret | None:
-        """One Secret, in one write; None when it was superseded meanwhile."""
+    async def write(self, cmd: RotateCommand, w: Write) -> WrittenSecret:
+        """One Secret, in one write."""
         ns = cmd.namespace
         try:
             if w.delete_first:
@@ -177,14 +173,11 @@ class Issuer:
                 obj = await aio.call(self.kube.replace_secret, ns, w.name, body)
                 action = "replaced"
         except (AlreadyExists, Conflict, NotFound) as exc:
-            if forced:
-                raise TemporaryError(
-                    f"{w.name} changed during a CA rotation; re-planning", delay=0.5
-                ) from exc
-            log.info(
-                "superseded: %s", exc, extra={"namespace": ns, "tcp": cmd.tcp, "secret": w.name}
-            )
-            return None
+            # Changed under us: plan again from a fresh read. The plan skips what was
+            # superseded meanwhile and what this rotation already wrote.
+            raise TemporaryError(
+                f"{w.name} changed while writing ({exc.reason}); re-planning", delay=0.3
+            ) from exc
         except KubeError as exc:
             if isinstance(exc, RetryableKubeError):
                 raise
