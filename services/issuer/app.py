@@ -28,7 +28,7 @@ from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, Conflict, KubeError, NotFound, RetryableKubeError
 from libs.pki import CA_SIGNED_KINDS, KeyAlgorithm, PkiError, SecretKind, summarize
-from libs.runtime import topology
+from libs.runtime import metrics, topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
 from libs.runtime.service import publish_audit
@@ -55,8 +55,14 @@ class Issuer:
         except MalformedMessage as exc:
             raise PermanentError(f"malformed rotate command on {delivery.subject}: {exc}") from None
         extra = {"namespace": cmd.namespace, "tcp": cmd.tcp, "rotation_id": cmd.id}
+        metrics.CONSUMER_PENDING.labels("issuer").set(delivery.num_pending)
+        outcome = metrics.ROTATIONS.labels(cmd.reason.value, "failed")
         try:
             await self.rotate(cmd, delivery)
+            outcome = metrics.ROTATIONS.labels(cmd.reason.value, "success")
+        except TemporaryError:
+            outcome = metrics.ROTATIONS.labels(cmd.reason.value, "retried")
+            raise
         except PermanentError as exc:
             log.error("rotation failed: %s", exc, extra=extra)
             await self.failed(cmd, str(exc), retryable=False)
@@ -67,7 +73,10 @@ class Issuer:
             raise PermanentError(str(exc)) from None
         except RetryableKubeError as exc:
             log.warning("rotation postponed: %s", exc, extra=extra)
+            outcome = metrics.ROTATIONS.labels(cmd.reason.value, "retried")
             raise TemporaryError(str(exc), delay=exc.retry_after or 2.0) from None
+        finally:
+            outcome.inc()
 
     async def failed(self, cmd: RotateCommand, message: str, *, retryable: bool) -> None:
         event = RotationFailed(
@@ -183,6 +192,7 @@ class Issuer:
                 raise
             raise PermanentError(f"writing Secret {ns}/{w.name}: {exc}") from exc
         version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        metrics.SECRETS_WRITTEN.labels(w.kind.value, action).inc()
         log.info(
             "Secret %s",
             action,

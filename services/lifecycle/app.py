@@ -27,12 +27,12 @@ from libs.contracts.api import (
     RotationRequested,
 )
 from libs.contracts.codec import MalformedMessage, decode_event, decode_request, encode
-from libs.contracts.messages import Reason, RotateCommand
-from libs.runtime import topology
+from libs.contracts.messages import Reason, RotateCommand, TcpDeleted
+from libs.runtime import metrics, topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
 from libs.runtime.service import publish_audit
-from services.lifecycle.policy import Decision, Issued, PolicySettings, Rotation, decide
+from services.lifecycle.policy import Decision, Issued, PolicySettings, Rotation, TcpState, decide
 from services.lifecycle.requests import Rejected, resolve
 from services.lifecycle.state import FleetState, TcpKey
 
@@ -61,6 +61,7 @@ class Lifecycle:
         self.timers: list[tuple[datetime, TcpKey]] = []  # heap of next checks
         self.warned: set[tuple[TcpKey, str, datetime]] = set()
         self.lock = asyncio.Lock()
+        self.exported: dict[TcpKey, set[tuple[str, str]]] = {}  # metric label sets per TCP
 
     # --- events --------------------------------------------------------------------------
 
@@ -70,6 +71,8 @@ class Lifecycle:
         except MalformedMessage as exc:
             log.warning("ignoring malformed event: %s", exc, extra={"subject": subject})
             return
+        if isinstance(event, TcpDeleted):
+            self.export((event.namespace, event.name), None)
         key = self.state.apply(event)
         if key is not None or self.state.synced is not None:
             self.schedule(key, now_utc() + self.settings.settle)
@@ -111,11 +114,33 @@ class Lifecycle:
     async def evaluate(self, key: TcpKey) -> None:
         async with self.lock:
             view = self.state.view(key)
+            self.export(key, view)
             if view is None:
                 return
             now = now_utc()
             decision = decide(view, now, self.policy)
             await self.act(key, decision, now)
+
+    def export(self, key: TcpKey, view: TcpState | None) -> None:
+        """Certificate gauges for the TCP's Secrets; series of vanished ones are removed."""
+        ns, name = key
+        current: set[tuple[str, str]] = set()
+        for kind, observed in view.secrets.items() if view is not None else ():
+            if observed.cert is None:
+                continue
+            labels = (ns, name, observed.name, kind.value)
+            current.add((observed.name, kind.value))
+            margin = self.policy.ca_warning if observed.cert.is_ca else self.policy.deadline
+            metrics.CERT_EXPIRATION.labels(*labels).set(observed.cert.not_after.timestamp())
+            metrics.CERT_NOT_BEFORE.labels(*labels).set(observed.cert.not_before.timestamp())
+            metrics.CERT_RENEWAL.labels(*labels).set((observed.cert.not_after - margin).timestamp())
+        for secret, kind_name in self.exported.get(key, set()) - current:
+            for gauge in (metrics.CERT_EXPIRATION, metrics.CERT_NOT_BEFORE, metrics.CERT_RENEWAL):
+                gauge.remove(ns, name, secret, kind_name)
+        if current:
+            self.exported[key] = current
+        else:
+            self.exported.pop(key, None)
 
     async def act(self, key: TcpKey, decision: Decision, now: datetime) -> None:
         ns, name = key
@@ -123,6 +148,7 @@ class Lifecycle:
         for rotation in decision.rotations:
             await self.send(key, rotation, now, requester="certlc-lifecycle")
         for trip in decision.loop_trips:
+            metrics.LOOP_GUARD_TRIPS.labels(trip.kind.value).inc()
             log.warning(
                 trip.message, extra={"namespace": ns, "tcp": name, "secret": trip.kind.value}
             )
@@ -184,6 +210,7 @@ class Lifecycle:
         )
         if ack.duplicate:
             return
+        metrics.ROTATIONS_REQUESTED.labels(rotation.reason.value).inc()
         log.info(
             "rotation requested: %s",
             ", ".join(command.secrets),

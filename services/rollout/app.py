@@ -32,7 +32,7 @@ from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import NotFound, RetryableKubeError
 from libs.pki import CHECKSUM_ANNOTATION, SecretKind, checksum, secret_name
-from libs.runtime import topology
+from libs.runtime import metrics, topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
 from libs.runtime.service import publish_audit
@@ -71,6 +71,7 @@ class Rollout:
         self.timeout = settings.rollout_timeout.total_seconds()
 
     async def handle(self, delivery: Delivery) -> None:
+        metrics.CONSUMER_PENDING.labels("rollout").set(delivery.num_pending)
         try:
             message = decode_issued(delivery.data)
         except MalformedMessage as exc:
@@ -145,6 +146,7 @@ class Rollout:
         patch = deployment_patch(deployment, facts)
         if patch is None:
             log.info("pod template already up to date; no rollout", extra=extra)
+            metrics.ROLLOUTS.labels("unchanged").inc()
             return None
         started = time.monotonic()
         changed = tuple(sorted(patch["spec"]["template"]["metadata"]["labels"]))
@@ -176,8 +178,11 @@ class Rollout:
                 )
                 await publish_audit(self.bus, failed, msg.id)
                 log.error("rollout did not complete in time", extra=extra)
+                metrics.ROLLOUTS.labels("failed").inc()
                 return False
         duration = time.monotonic() - started
+        metrics.ROLLOUTS.labels("completed").inc()
+        metrics.ROLLOUT_DURATION.observe(duration)
         done = RolloutCompleted(
             namespace=ns,
             tcp=name,

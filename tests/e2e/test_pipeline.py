@@ -10,13 +10,15 @@ import base64
 import json
 import re
 import subprocess
+import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import nats
 import pytest
 
 from libs.devenv.stack import seed_tenant
-from libs.pki import CA_SIGNED_KINDS
+from libs.pki import CA_SIGNED_KINDS, SecretKind, summarize
 from tests.e2e.harness import Stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -318,6 +320,52 @@ def test_an_accepted_rotate_request_re_issues_the_target(stack: Stack, tenant: s
         "the kubeconfigs re-issued",
     )
     assert stack.tap.audit(tenant, "rotation-requested")
+
+
+def scrape(stack: Stack, service: str) -> str:
+    port = stack.services.by_name(service)[0].port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def test_metrics_show_every_certificate_and_the_work_done(stack: Stack, tenant: str) -> None:
+    secret = stack.secrets(tenant)[f"{tenant}-api-server-certificate"]
+    not_after = summarize(SecretKind.APISERVER, stack.data(secret)).not_after
+    labels = (
+        f'kind="api-server-certificate",namespace="default",'
+        f'secret="{tenant}-api-server-certificate",tcp="{tenant}"'
+    )
+
+    def gauge(name: str) -> float | None:
+        found = re.search(
+            rf"^{name}\{{{re.escape(labels)}\}} (\S+)$", scrape(stack, "lifecycle"), re.M
+        )
+        return float(found.group(1)) if found else None
+
+    assert (
+        wait_for(lambda: gauge("certlc_certificate_expiration_timestamp_seconds"), 10, "the gauge")
+        == not_after.timestamp()
+    )
+    renewal = gauge("certlc_certificate_renewal_timestamp_seconds")
+    assert renewal == (not_after - timedelta(hours=24)).timestamp()
+    ca_rows = re.findall(
+        rf'certlc_certificate_expiration_timestamp_seconds\{{kind="ca",.*tcp="{tenant}"\}}',
+        scrape(stack, "lifecycle"),
+    )
+    assert len(ca_rows) == 1
+    assert re.search(
+        r'^certlc_rotations_requested_total\{reason="missing"\} [1-9]',
+        scrape(stack, "lifecycle"),
+        re.M,
+    )
+    assert re.search(
+        r'^certlc_secrets_written_total\{action="created",kind="ca"\} [1-9]',
+        scrape(stack, "issuer"),
+        re.M,
+    )
+    assert re.search(
+        r"^certlc_rollout_duration_seconds_count [1-9]", scrape(stack, "rollout"), re.M
+    )
 
 
 def test_no_private_key_ever_crossed_the_bus(stack: Stack) -> None:

@@ -1,0 +1,59 @@
+"""The Prometheus metrics of certlc, declared once (names in the style of cert-manager).
+
+Each service exports the ones it updates on `/metrics`:
+
+    certlc_certificate_expiration_timestamp_seconds{namespace,tcp,secret,kind}   lifecycle
+    certlc_certificate_not_before_timestamp_seconds{...}                          lifecycle
+    certlc_certificate_renewal_timestamp_seconds{...}   when certlc will renew it (for a CA:
+                                                        when the expiry warning starts)
+    certlc_rotations_requested_total{reason}            lifecycle
+    certlc_loop_guard_trips_total{kind}                 lifecycle
+    certlc_rotations_total{reason,result}               issuer (result: success, failed, retried)
+    certlc_secrets_written_total{kind,action}           issuer
+    certlc_rollouts_total{result}                       rollout (completed, failed, unchanged)
+    certlc_rollout_duration_seconds                     rollout (histogram)
+    certlc_consumer_pending_messages{consumer}          issuer, rollout (lag of their consumer)
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_CERT_LABELS = ("namespace", "tcp", "secret", "kind")
+
+CERT_EXPIRATION = Gauge(
+    "certlc_certificate_expiration_timestamp_seconds",
+    "NotAfter of the certificate in a managed Secret (Unix time)",
+    _CERT_LABELS,
+)
+CERT_NOT_BEFORE = Gauge(
+    "certlc_certificate_not_before_timestamp_seconds",
+    "NotBefore of the certificate in a managed Secret (Unix time)",
+    _CERT_LABELS,
+)
+CERT_RENEWAL = Gauge(
+    "certlc_certificate_renewal_timestamp_seconds",
+    "When certlc renews the certificate (for a CA: when its expiry warning starts), Unix time",
+    _CERT_LABELS,
+)
+ROTATIONS_REQUESTED = Counter(
+    "certlc_rotations_requested_total", "Rotate commands published, by reason", ("reason",)
+)
+LOOP_GUARD_TRIPS = Counter(
+    "certlc_loop_guard_trips_total", "Re-issues refused by the loop guard", ("kind",)
+)
+ROTATIONS = Counter(
+    "certlc_rotations_total", "Rotate commands handled by the issuer", ("reason", "result")
+)
+SECRETS_WRITTEN = Counter(
+    "certlc_secrets_written_total", "Secrets written by the issuer", ("kind", "action")
+)
+ROLLOUTS = Counter("certlc_rollouts_total", "Control-plane rollouts, by result", ("result",))
+ROLLOUT_DURATION = Histogram(
+    "certlc_rollout_duration_seconds",
+    "From the Deployment patch to every replica updated and available",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+)
+CONSUMER_PENDING = Gauge(
+    "certlc_consumer_pending_messages", "Messages not yet delivered to the consumer", ("consumer",)
+)
