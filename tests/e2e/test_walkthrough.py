@@ -74,12 +74,16 @@ def table(output: str) -> list[list[str]]:
 
 def secrets_table(env: dict[str, str]) -> dict[str, tuple[str, int, str]]:
     rows = table(kubectl(env, "get", "secret"))
+    if not rows:  # "No resources found" goes to stderr
+        return {}
     assert rows[0] == ["NAME", "TYPE", "DATA", "AGE"]
     return {r[0]: (r[1], int(r[2]), r[3]) for r in rows[1:]}
 
 
 def pods(env: dict[str, str]) -> list[list[str]]:
     rows = table(kubectl(env, "get", "pods"))
+    if not rows:
+        return []
     assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     return rows[1:]
 
