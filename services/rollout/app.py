@@ -30,12 +30,13 @@ from libs.contracts.codec import MalformedMessage, decode_issued
 from libs.contracts.messages import CaRotationBegan, SecretsWritten
 from libs.kube import aio
 from libs.kube.client import KubeClient
-from libs.kube.errors import NotFound, RetryableKubeError
+from libs.kube.errors import KubeError, NotFound, RetryableKubeError
 from libs.pki import CHECKSUM_ANNOTATION, SecretKind, checksum, secret_name
 from libs.runtime import metrics, topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
 from libs.runtime.service import publish_audit
+from services.rollout.events import tcp_event
 from services.rollout.plan import (
     CA_ROTATING,
     READY,
@@ -85,6 +86,18 @@ class Rollout:
         except RetryableKubeError as exc:
             raise TemporaryError(str(exc), delay=exc.retry_after or 2.0) from None
 
+    async def event(
+        self, tcp: dict[str, Any], reason: str, message: str, *, warning: bool = False
+    ) -> None:
+        """Record a Kubernetes Event on the TCP; failing to do so never fails the work."""
+        body = tcp_event(
+            tcp, reason=reason, message=message, warning=warning, now=datetime.now(UTC)
+        )
+        try:
+            await aio.call(self.kube.create_event, str(body["metadata"]["namespace"]), body)
+        except KubeError as exc:
+            log.warning("could not record event %s: %s", reason, exc)
+
     async def _tcp(self, namespace: str, name: str) -> dict[str, Any]:
         try:
             return await aio.call(self.kube.get_tcp, namespace, name)
@@ -99,6 +112,7 @@ class Rollout:
         if patch is not None:
             await aio.call(self.kube.patch_tcp_status, msg.namespace, msg.tcp, patch)
             log.info("CA rotation started", extra={"namespace": msg.namespace, "tcp": msg.tcp})
+            await self.event(tcp, "CertificateAuthorityRotating", "the CA is being replaced")
 
     async def _facts(self, namespace: str, tcp: str) -> dict[SecretKind, SecretFact]:
         facts: dict[SecretKind, SecretFact] = {}
@@ -116,7 +130,7 @@ class Rollout:
         await asyncio.sleep(self.settle)
         tcp = await self._tcp(ns, name)
         facts = await self._facts(ns, name)
-        rolled = await self.roll(msg, facts, delivery)
+        rolled = await self.roll(msg, tcp, facts, delivery)
         if rolled is False:
             return  # failed: reported, status left as it is
         now = datetime.now(UTC)
@@ -131,9 +145,16 @@ class Rollout:
             event = CaRotationCompleted(namespace=ns, tcp=name, rotation_id=msg.id, at=now)
             await publish_audit(self.bus, event, msg.id)
             log.info("CA rotation completed", extra=extra)
+            await self.event(
+                tcp, "CertificateAuthorityRotated", "the control plane runs with the new CA"
+            )
 
     async def roll(
-        self, msg: SecretsWritten, facts: dict[SecretKind, SecretFact], delivery: Delivery
+        self,
+        msg: SecretsWritten,
+        tcp: dict[str, Any],
+        facts: dict[SecretKind, SecretFact],
+        delivery: Delivery,
     ) -> bool | None:
         """Patch and wait. True: rolled out; None: nothing to roll; False: failed."""
         ns, name = msg.namespace, msg.tcp
@@ -161,6 +182,7 @@ class Rollout:
         )
         await publish_audit(self.bus, event, f"{msg.id}:{'|'.join(changed)}")
         log.info("rollout started", extra=extra)
+        await self.event(tcp, "RolloutStarted", f"new material in {', '.join(event.secrets)}")
         while True:
             await asyncio.sleep(0.2)
             await delivery.in_progress()
@@ -178,6 +200,7 @@ class Rollout:
                 )
                 await publish_audit(self.bus, failed, msg.id)
                 log.error("rollout did not complete in time", extra=extra)
+                await self.event(tcp, "RolloutFailed", failed.message, warning=True)
                 metrics.ROLLOUTS.labels("failed").inc()
                 return False
         duration = time.monotonic() - started
@@ -193,6 +216,7 @@ class Rollout:
         )
         await publish_audit(self.bus, done, f"{msg.id}:{'|'.join(changed)}")
         log.info("rollout completed", extra={**extra, "duration_seconds": round(duration, 3)})
+        await self.event(tcp, "RolloutCompleted", f"rolled out in {duration:.1f}s")
         return True
 
 

@@ -173,6 +173,18 @@ def test_ca_rotation_goes_through_rotating_and_re_signs_everything_the_ca_signs(
         assert after[f"{tenant}-{n}"]["data"] == before[f"{tenant}-{n}"]["data"]
     assert stack.tap.audit(tenant, "ca-rotation-started")
     assert stack.tap.audit(tenant, "ca-rotation-completed")
+    reasons = {
+        e["reason"]
+        for e in stack.sim.list("events", "default")
+        if e["involvedObject"]["name"] == tenant
+        and e["involvedObject"]["kind"] == "TenantControlPlane"
+    }
+    assert {
+        "CertificateAuthorityRotating",
+        "RolloutStarted",
+        "RolloutCompleted",
+        "CertificateAuthorityRotated",
+    } <= reasons
 
 
 def test_the_etcd_client_certificate_is_signed_by_the_datastore_ca(
