@@ -93,7 +93,10 @@ async def connect(
     `BusConnectError`. Once connected the client reconnects forever. `name` shows up in the
     server's connection list and in our logs.
     """
-    urls = [servers] if isinstance(servers, str) else list(servers)
+    if isinstance(servers, str):  # "nats://a:4222,nats://b:4222" as in CERTLC_NATS_URL
+        urls = [u.strip() for u in servers.split(",") if u.strip()]
+    else:
+        urls = list(servers)
     if not urls:
         raise ValueError("connect needs at least one server URL")
     client = Client()
@@ -120,8 +123,9 @@ async def connect(
         await asyncio.wait_for(attempt, timeout=connect_deadline)
     except TimeoutError as exc:
         await client.close()
+        where = ", ".join(_redact(u) for u in urls)
         raise BusConnectError(
-            f"no NATS server reachable at {', '.join(urls)} within {connect_deadline}s"
+            f"no NATS server reachable at {where} within {connect_deadline}s"
         ) from exc
     log.info("connected to nats", extra={"client_name": name, "server": _server_url(client)})
     return Bus(client, name=name, js_timeout=js_timeout)
@@ -140,8 +144,20 @@ def _backoff_handler(backoff: Backoff) -> ReconnectToServerHandler:
 
 
 def _server_url(client: Client) -> str | None:
+    """host:port of the server, never the credentials a URL may carry."""
     url = client.connected_url
-    return url.netloc if url is not None else None
+    if url is None:
+        return None
+    return f"{url.hostname}:{url.port}" if url.port else url.hostname
+
+
+def _redact(url: str) -> str:
+    """A server URL for logs and errors: user and password removed."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    host = rest.rsplit("@", 1)[-1]
+    return f"{scheme}{sep}{host}"
 
 
 class _Callbacks:

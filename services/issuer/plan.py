@@ -143,7 +143,6 @@ def secret_body(
             "name": g.tcp.name,
             "uid": g.tcp_uid,
             "controller": True,
-            "blockOwnerDeletion": True,
         }]  # fmt: skip
     return {
         "apiVersion": "v1",

@@ -1,0 +1,156 @@
+"""What deploy/ must grant, derived from the code's own constants, never copied from deploy/.
+
+NATS: subjects and stream/consumer names come from libs.contracts.subjects and
+libs.runtime.topology. RBAC: the verbs the brief allows each service (and test_rbac checks
+that they cover every Kubernetes call the service's code makes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libs.bus.specs import ConsumerSpec
+from libs.contracts import subjects
+from libs.runtime import topology
+
+INBOX = "_INBOX.>"  # nats-py's default inbox prefix: JetStream API replies, pulled messages
+
+
+def stream_admin() -> frozenset[str]:
+    """Every service ensures the whole topology at start: read, create, update; never delete."""
+    allowed = {
+        f"$JS.API.STREAM.{op}.{stream.name}"
+        for stream in topology.streams()
+        for op in ("INFO", "CREATE", "UPDATE")
+    }
+    for consumer in topology.CONSUMERS:
+        allowed.add(f"$JS.API.CONSUMER.INFO.{consumer.stream}.{consumer.durable}")
+        allowed.add(create_subject(consumer))
+    return frozenset(allowed)
+
+
+def create_subject(consumer: ConsumerSpec) -> str:
+    """nats-py's consumer create subject on nats-server >= 2.9 (named consumer)."""
+    subject = f"$JS.API.CONSUMER.CREATE.{consumer.stream}.{consumer.durable}"
+    return f"{subject}.{consumer.filter_subject}" if consumer.filter_subject else subject
+
+
+def pull(consumer: ConsumerSpec) -> frozenset[str]:
+    """Fetch from and acknowledge on one durable pull consumer."""
+    return frozenset(
+        {
+            f"$JS.API.CONSUMER.MSG.NEXT.{consumer.stream}.{consumer.durable}",
+            f"$JS.ACK.{consumer.stream}.{consumer.durable}.>",
+        }
+    )
+
+
+def ordered_follow(stream: str) -> frozenset[str]:
+    """An ordered consumer (libs.bus.replay): an ephemeral push consumer with flow control."""
+    return frozenset({f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.FC.{stream}.>"})
+
+
+@dataclass(frozen=True)
+class NatsPermissions:
+    publish: frozenset[str]
+    subscribe: frozenset[str]
+    allow_responses: bool = False
+
+
+AUDIT = subjects.AUDIT_STREAM
+NATS_USERS: dict[str, NatsPermissions] = {
+    "certlc-watcher": NatsPermissions(
+        publish=frozenset({subjects.EVENTS_SUBJECTS}) | stream_admin(),
+        subscribe=frozenset({INBOX}),
+    ),
+    "certlc-lifecycle": NatsPermissions(
+        publish=frozenset({subjects.ROTATE_SUBJECTS, subjects.AUDIT_SUBJECTS})
+        | ordered_follow(subjects.EVENTS_STREAM)
+        | stream_admin(),
+        subscribe=frozenset({f"{subjects.API_ROTATE} {subjects.API_QUEUE_GROUP}", INBOX}),
+        allow_responses=True,
+    ),
+    "certlc-issuer": NatsPermissions(
+        publish=frozenset({subjects.ISSUED_SUBJECTS, subjects.AUDIT_SUBJECTS})
+        | pull(topology.ISSUER_CONSUMER)
+        | stream_admin(),
+        subscribe=frozenset({INBOX}),
+    ),
+    "certlc-rollout": NatsPermissions(
+        publish=frozenset({subjects.AUDIT_SUBJECTS})
+        | pull(topology.ROLLOUT_CONSUMER)
+        | stream_admin(),
+        subscribe=frozenset({INBOX}),
+    ),
+    "certlc-external": NatsPermissions(
+        publish=frozenset(
+            {
+                subjects.API_ROTATE,
+                f"$JS.API.STREAM.INFO.{AUDIT}",
+                f"$JS.API.STREAM.MSG.GET.{AUDIT}",
+                f"$JS.API.CONSUMER.CREATE.{AUDIT}",
+                f"$JS.API.CONSUMER.CREATE.{AUDIT}.>",
+                f"$JS.API.CONSUMER.INFO.{AUDIT}.*",
+                f"$JS.API.CONSUMER.DELETE.{AUDIT}.*",
+                f"$JS.API.CONSUMER.MSG.NEXT.{AUDIT}.*",
+                f"$JS.ACK.{AUDIT}.>",
+                f"$JS.FC.{AUDIT}.>",
+            }
+        ),
+        subscribe=frozenset({subjects.AUDIT_SUBJECTS, INBOX}),
+    ),
+}
+
+# The NATS user and the key of Secret certlc-nats-credentials of each certlc service.
+SERVICE_USERS = {
+    "watcher": "certlc-watcher",
+    "lifecycle": "certlc-lifecycle",
+    "issuer": "certlc-issuer",
+    "rollout": "certlc-rollout",
+}
+CREDENTIALS_SECRET = "certlc-nats-credentials"
+
+# RBAC: (apiGroup, resource) -> verbs, per service. The lifecycle has no Kubernetes access.
+KAMAJI = "kamaji.clastix.io"
+RBAC: dict[str, dict[tuple[str, str], frozenset[str]]] = {
+    "watcher": {
+        ("", "secrets"): frozenset({"get", "list", "watch"}),
+        (KAMAJI, "tenantcontrolplanes"): frozenset({"get", "list", "watch"}),
+        (KAMAJI, "datastores"): frozenset({"get", "list", "watch"}),
+    },
+    "issuer": {
+        (KAMAJI, "tenantcontrolplanes"): frozenset({"get"}),
+        (KAMAJI, "datastores"): frozenset({"get"}),
+        ("", "secrets"): frozenset({"get", "create", "update", "delete"}),
+    },
+    "rollout": {
+        ("apps", "deployments"): frozenset({"get", "patch"}),
+        ("", "secrets"): frozenset({"get"}),
+        (KAMAJI, "tenantcontrolplanes"): frozenset({"get"}),
+        (KAMAJI, "tenantcontrolplanes/status"): frozenset({"patch", "update"}),
+        ("", "events"): frozenset({"create", "patch"}),
+    },
+    "lifecycle": {},
+}
+
+# The permission each libs.kube.client.KubeClient method needs; informer resources by name.
+KUBE_METHODS: dict[str, tuple[str, str, str]] = {
+    "list_secrets": ("", "secrets", "list"),
+    "get_secret": ("", "secrets", "get"),
+    "create_secret": ("", "secrets", "create"),
+    "replace_secret": ("", "secrets", "update"),
+    "delete_secret": ("", "secrets", "delete"),
+    "list_tcps": (KAMAJI, "tenantcontrolplanes", "list"),
+    "get_tcp": (KAMAJI, "tenantcontrolplanes", "get"),
+    "patch_tcp_status": (KAMAJI, "tenantcontrolplanes/status", "patch"),
+    "list_datastores": (KAMAJI, "datastores", "list"),
+    "get_datastore": (KAMAJI, "datastores", "get"),
+    "get_deployment": ("apps", "deployments", "get"),
+    "patch_deployment": ("apps", "deployments", "patch"),
+    "create_event": ("", "events", "create"),
+}
+INFORMER_RESOURCES = {
+    "secrets": ("", "secrets"),
+    "tcps": (KAMAJI, "tenantcontrolplanes"),
+    "datastores": (KAMAJI, "datastores"),
+}
