@@ -1,0 +1,97 @@
+"""URL paths to API requests: resource type, namespace, name, subresource and verb. Pure.
+
+Understands `/api/v1/...` and `/apis/<group>/<version>/...` with the collection, item and
+`/status` forms, namespaced (`.../namespaces/<ns>/<plural>/...`) or cluster-wide. Verbs follow
+the API server's request-info rules: GET on a collection is `list` (or `watch` with
+`watch=true`), DELETE on a collection is `deletecollection`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from libs.kubesim.errors import MethodNotAllowed, NotFound
+from libs.kubesim.resources import Registry, ResourceType
+
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """A resource request. `namespace` is None for a list/watch across all namespaces."""
+
+    rt: ResourceType
+    verb: str
+    namespace: str | None
+    name: str = ""
+    subresource: str = ""
+
+
+def _split(path: str) -> list[str]:
+    return [unquote(p) for p in path.strip("/").split("/") if p]
+
+
+def _verb(method: str, item: bool, watch: bool) -> str:
+    if method in {"GET", "HEAD"}:
+        if item:
+            return "get"
+        return "watch" if watch else "list"
+    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    verb = verbs.get(method)
+    if verb is None:
+        raise MethodNotAllowed()
+    if not item:
+        if verb == "delete":
+            return "deletecollection"
+        if verb != "create":
+            raise MethodNotAllowed()
+    elif verb == "create":
+        raise MethodNotAllowed()
+    return verb
+
+
+def parse(
+    registry: Registry, method: str, path: str, query: Mapping[str, list[str]]
+) -> RequestInfo | None:
+    """The request for a resource path; None when the path is not a resource path.
+
+    Raises NotFound for unknown resources and MethodNotAllowed for verbs a resource refuses.
+    """
+    parts = _split(path)
+    if len(parts) >= 2 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    if not rest:
+        return None
+    namespace: str | None = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        candidate = registry.by_path(group, version, rest[2])
+        if candidate is not None and candidate.namespaced:
+            namespace, rest = rest[1], rest[2:]
+    rt = registry.by_path(group, version, rest[0])
+    if rt is None or len(rest) > 3:
+        raise NotFound.path()
+    name = rest[1] if len(rest) >= 2 else ""
+    subresource = rest[2] if len(rest) == 3 else ""
+    if rt.namespaced and name and namespace is None:
+        raise NotFound.path()
+    if not rt.namespaced:
+        namespace = ""
+    if subresource and not (
+        (subresource == "status" and rt.status_subresource)
+        or (subresource == "scale" and rt.scale is not None)
+    ):
+        raise NotFound.path()
+    watch = (query.get("watch") or [""])[-1].lower() in {"true", "1"}
+    verb = _verb(method, bool(name), watch)
+    allowed = rt.allows(verb)
+    if subresource:
+        allowed = verb == "get" or (verb in {"update", "patch"} and rt.allows("update"))
+    if not allowed:
+        raise MethodNotAllowed()
+    return RequestInfo(rt, verb, namespace, name, subresource)

@@ -1,0 +1,192 @@
+"""Unit tests of the stand-in's pure parts: tables, negotiation, time, hashes, protobuf."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from libs.kubesim import discovery, timefmt
+from libs.kubesim.negotiation import View, aggregated_discovery, resource_view
+from libs.kubesim.protobuf import ProtobufError, decode_object
+from libs.kubesim.resources import Registry
+from libs.kubesim.tables import render_table
+from libs.kubesim.workloads import deployment_status, pod_template_hash
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+REGISTRY = Registry()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "<invalid>"),
+        (-0.5, "0s"),
+        (0, "0s"),
+        (119, "119s"),
+        (120, "2m"),
+        (150, "2m30s"),
+        (600, "10m"),
+        (3 * 3600 - 1, "179m"),
+        (3 * 3600, "3h"),
+        (3 * 3600 + 60, "3h1m"),
+        (8 * 3600, "8h"),
+        (47 * 3600, "47h"),
+        (48 * 3600, "2d"),
+        (50 * 3600, "2d2h"),
+        (8 * 86400, "8d"),
+        (800 * 86400, "2y70d"),
+        (9 * 365 * 86400, "9y"),
+    ],
+)
+def test_human_duration_matches_apimachinery(seconds: float, text: str) -> None:
+    assert timefmt.human_duration(seconds) == text
+
+
+def test_timestamps_normalise_to_utc() -> None:
+    assert timefmt.normalise("2026-01-01T02:00:00+02:00", micro=False) == "2026-01-01T00:00:00Z"
+    assert timefmt.normalise("2026-01-01T00:00:00.5Z", micro=True) == "2026-01-01T00:00:00.500000Z"
+    assert timefmt.normalise("not a time", micro=True) == "not a time"
+
+
+@pytest.mark.parametrize(
+    ("accept", "view"),
+    [
+        (None, View.OBJECT),
+        ("application/json", View.OBJECT),
+        ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json", View.TABLE),
+        ("application/json;as=Table;v=v1beta1;g=meta.k8s.io", View.TABLE),
+        ("application/vnd.kubernetes.protobuf, */*", View.OBJECT),
+        ("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io", View.PARTIAL_METADATA),
+        ("application/json;as=Table;v=v9;g=meta.k8s.io,application/json", View.OBJECT),
+    ],
+)
+def test_resource_view_negotiation(accept: str | None, view: View) -> None:
+    assert resource_view(accept) is view
+
+
+def test_aggregated_discovery_negotiation() -> None:
+    kubectl = (
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+        "application/json"
+    )
+    assert aggregated_discovery(kubectl) == "v2"
+    assert aggregated_discovery("application/json") is None
+    assert aggregated_discovery(None) is None
+
+
+def test_secret_and_tcp_tables() -> None:
+    created = (NOW - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    secret = {
+        "metadata": {"name": "a", "creationTimestamp": created, "uid": "u"},
+        "type": "Opaque",
+        "data": {"x": "", "y": ""},
+    }
+    table = render_table(REGISTRY.resolve("secrets"), [secret], NOW, resource_version="7")
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Type", "Data", "Age"]
+    assert table["rows"][0]["cells"] == ["a", "Opaque", 2, "5m"]
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    assert table["metadata"] == {"resourceVersion": "7"}
+    tcp = {
+        "metadata": {"name": "t", "creationTimestamp": created},
+        "spec": {"kubernetes": {"version": "v1.30.0"}},
+        "status": {
+            "kubernetesResources": {"version": {"status": "Ready"}},
+            "controlPlaneEndpoint": "1.2.3.4:6443",
+        },
+    }
+    table = render_table(
+        REGISTRY.resolve("tcp"), [tcp], NOW, include_object="None", no_headers=True
+    )
+    assert "columnDefinitions" not in table
+    assert table["rows"] == [{"cells": ["t", "v1.30.0", "Ready", "1.2.3.4:6443", None, None, "5m"]}]
+
+
+def test_pod_table_counts_ready_containers() -> None:
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{}, {}]},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {"ready": True, "restartCount": 1, "state": {"running": {}}},
+                {
+                    "ready": False,
+                    "restartCount": 2,
+                    "state": {"waiting": {"reason": "ContainerCreating"}},
+                },
+            ],
+        },
+    }
+    row = render_table(REGISTRY.resolve("pods"), [pod], NOW)["rows"][0]["cells"]
+    assert row[:4] == ["p", "1/2", "ContainerCreating", "3"]
+
+
+def test_pod_template_hash_is_stable_and_ten_safe_characters() -> None:
+    template = {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}
+    first = pod_template_hash(template)
+    assert first == pod_template_hash(
+        {"spec": {"containers": [{"name": "c"}]}, "metadata": {"labels": {"a": "b"}}}
+    )
+    assert len(first) == 10
+    assert set(first) <= set("bcdfghjklmnpqrstvwxz2456789")
+    assert first != pod_template_hash({**template, "metadata": {"labels": {"a": "c"}}})
+
+
+def test_deployment_status_conditions() -> None:
+    deployment = {"metadata": {"generation": 3}, "spec": {"replicas": 2}, "status": {}}
+    ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    pending = {"status": {"conditions": []}}
+    partial = deployment_status(deployment, "d-x", True, [ready, pending], 2, "T")
+    assert partial["observedGeneration"] == 3
+    assert partial["readyReplicas"] == 1
+    assert partial["unavailableReplicas"] == 1
+    assert partial["conditions"][1]["reason"] == "NewReplicaSetCreated"
+    done = deployment_status(
+        {**deployment, "status": partial}, "d-x", False, [ready, ready], 2, "T2"
+    )
+    assert done["conditions"][0]["reason"] == "MinimumReplicasAvailable"
+    assert done["conditions"][1]["reason"] == "NewReplicaSetAvailable"
+    assert done["conditions"][1]["lastTransitionTime"] == "T"  # status stayed True
+    assert "unavailableReplicas" not in done
+
+
+def test_discovery_documents() -> None:
+    core = discovery.api_resource_list(REGISTRY, "", "v1")
+    assert core is not None
+    secrets = next(r for r in core["resources"] if r["name"] == "secrets")
+    assert secrets["namespaced"] is True
+    assert "watch" in secrets["verbs"]
+    kamaji = discovery.api_resource_list(REGISTRY, "kamaji.clastix.io", "v1alpha1")
+    assert kamaji is not None
+    tcp = next(r for r in kamaji["resources"] if r["name"] == "tenantcontrolplanes")
+    assert tcp["shortNames"] == ["tcp"]
+    assert any(r["name"] == "tenantcontrolplanes/status" for r in kamaji["resources"])
+    aggregated = discovery.aggregated(REGISTRY, core=False)
+    names = [item["metadata"]["name"] for item in aggregated["items"]]
+    assert names == ["apps", "coordination.k8s.io", "kamaji.clastix.io"]
+    assert discovery.api_resource_list(REGISTRY, "nope", "v1") is None
+
+
+def test_protobuf_bodies_from_kubectl() -> None:
+    body = (
+        b'k8s\x00\n\x0c\n\x02v1\x12\x06Secret\x12&\n\x11\n\x01a\x12\x00\x1a\x00"\x00*\x00'
+        b"2\x008\x00B\x00\x12\x06\n\x01k\x12\x01v\x12\x07\n\x01x\x12\x02yy\x1a\x00\x1a\x00"
+        b'"\x00'
+    )
+    assert decode_object(body) == {
+        "kind": "Secret",
+        "apiVersion": "v1",
+        "metadata": {"name": "a"},
+        "data": {"k": "dg==", "x": "eXk="},
+    }
+    namespace = (
+        b"k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12\x1b\n\x13\n\x03foo\x12\x00\x1a\x00"
+        b'"\x00*\x002\x008\x00B\x00\x12\x00\x1a\x02\n\x00\x1a\x00"\x00'
+    )
+    assert decode_object(namespace)["metadata"] == {"name": "foo"}
+    with pytest.raises(ProtobufError):
+        decode_object(b"k8s\x00\n\x10\n\x07apps/v1\x12\x05Other")
+    with pytest.raises(ProtobufError):
+        decode_object(b"{}")
