@@ -16,10 +16,14 @@ from typing import TypeVar
 
 import msgspec
 
-from libs.bus import Bus, publish
+from libs.bus import Bus, Handler, connect, ensure_topology, publish, run_consumer
 from libs.contracts import subjects
 from libs.contracts.api import AuditEvent, audit_token
 from libs.contracts.codec import encode
+from libs.kube.client import KubeClient
+from libs.runtime import topology
+from libs.runtime.config import Settings as Config
+from libs.runtime.health import HealthServer
 from libs.runtime.logs import setup_logging
 from libs.runtime.settings import SettingsError, load_settings
 
@@ -62,3 +66,37 @@ def run_service(
         return 1
     log.info("%s stopped", name)
     return 0
+
+
+async def run_consumer_service(
+    name: str,
+    settings: Config,
+    stop: asyncio.Event,
+    *,
+    stream: str,
+    durable: str,
+    make_handler: Callable[[Bus, KubeClient], Handler],
+) -> None:
+    """The body of a service that consumes one durable with a Kubernetes client (issuer,
+    rollout): connect, ensure the topology, serve health, consume until `stop`."""
+    kube = KubeClient.from_kubeconfig(settings.kubeconfig or None)
+    bus = await connect(settings.nats_url, name=f"certlc-{name}")
+    try:
+        await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
+        handler = make_handler(bus, kube)
+        health = HealthServer(lambda: (bus.is_connected, "nats"), port=settings.health_port)
+        if settings.health_port >= 0:
+            await health.start()
+        log.info("%s running", name)
+        await run_consumer(
+            bus,
+            stream,
+            durable,
+            handler,
+            stop_event=stop,
+            max_concurrency=settings.max_concurrency,
+        )
+        await health.stop()
+    finally:
+        await bus.close()
+        kube.close()

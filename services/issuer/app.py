@@ -12,7 +12,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
-from libs.bus import Bus, Delivery, connect, ensure_topology, publish, run_consumer
+from libs.bus import Bus, Delivery, publish
 from libs.bus.errors import PermanentError, TemporaryError
 from libs.contracts import subjects
 from libs.contracts.api import (
@@ -28,10 +28,9 @@ from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, Conflict, KubeError, NotFound, RetryableKubeError
 from libs.pki import CA_SIGNED_KINDS, KeyAlgorithm, PkiError, SecretKind, summarize
-from libs.runtime import metrics, topology
+from libs.runtime import metrics
 from libs.runtime.config import Settings
-from libs.runtime.health import HealthServer
-from libs.runtime.service import publish_audit
+from libs.runtime.service import publish_audit, run_consumer_service
 from services.issuer.gather import gather
 from services.issuer.plan import IssueSettings, Plan, PlanError, Write, plan
 
@@ -243,24 +242,11 @@ class Issuer:
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
-    kube = KubeClient.from_kubeconfig(settings.kubeconfig or None)
-    bus = await connect(settings.nats_url, name="certlc-issuer")
-    try:
-        await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
-        issuer = Issuer(bus, kube, settings)
-        health = HealthServer(lambda: (bus.is_connected, "nats"), port=settings.health_port)
-        if settings.health_port >= 0:
-            await health.start()
-        log.info("issuer running")
-        await run_consumer(
-            bus,
-            subjects.ROTATE_STREAM,
-            subjects.ISSUER_DURABLE,
-            issuer.handle,
-            stop_event=stop,
-            max_concurrency=settings.max_concurrency,
-        )
-        await health.stop()
-    finally:
-        await bus.close()
-        kube.close()
+    await run_consumer_service(
+        "issuer",
+        settings,
+        stop,
+        stream=subjects.ROTATE_STREAM,
+        durable=subjects.ISSUER_DURABLE,
+        make_handler=lambda bus, kube: Issuer(bus, kube, settings).handle,
+    )

@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from libs.bus import Bus, Delivery, connect, ensure_topology, run_consumer
+from libs.bus import Bus, Delivery
 from libs.bus.errors import PermanentError, TemporaryError
 from libs.contracts import subjects
 from libs.contracts.api import (
@@ -32,10 +32,9 @@ from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import KubeError, NotFound, RetryableKubeError
 from libs.pki import CHECKSUM_ANNOTATION, SecretKind, checksum, secret_name
-from libs.runtime import metrics, topology
+from libs.runtime import metrics
 from libs.runtime.config import Settings
-from libs.runtime.health import HealthServer
-from libs.runtime.service import publish_audit
+from libs.runtime.service import publish_audit, run_consumer_service
 from services.rollout.events import tcp_event
 from services.rollout.plan import (
     CA_ROTATING,
@@ -221,24 +220,11 @@ class Rollout:
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
-    kube = KubeClient.from_kubeconfig(settings.kubeconfig or None)
-    bus = await connect(settings.nats_url, name="certlc-rollout")
-    try:
-        await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
-        rollout = Rollout(bus, kube, settings)
-        health = HealthServer(lambda: (bus.is_connected, "nats"), port=settings.health_port)
-        if settings.health_port >= 0:
-            await health.start()
-        log.info("rollout running")
-        await run_consumer(
-            bus,
-            subjects.ISSUED_STREAM,
-            subjects.ROLLOUT_DURABLE,
-            rollout.handle,
-            stop_event=stop,
-            max_concurrency=settings.max_concurrency,
-        )
-        await health.stop()
-    finally:
-        await bus.close()
-        kube.close()
+    await run_consumer_service(
+        "rollout",
+        settings,
+        stop,
+        stream=subjects.ISSUED_STREAM,
+        durable=subjects.ROLLOUT_DURABLE,
+        make_handler=lambda bus, kube: Rollout(bus, kube, settings).handle,
+    )
