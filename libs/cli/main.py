@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from libs.cli import certs, demo, kubesim
+from libs.cli import certs, demo, kubesim, ops
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     certs.register(sub)
     kubesim.register(sub)
     demo.register(sub)
+    ops.register(sub)
     return parser
 
 

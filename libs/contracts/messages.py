@@ -209,7 +209,7 @@ class RotateCommand(Message, frozen=True, kw_only=True, tag="rotate.command"):
 
 
 class CaRotationBegan(Message, frozen=True, kw_only=True, tag="ca-rotation.began"):
-    """The issuer starts replacing a TCP's CA; rollout marks the TCP CertificateAuthorityRotating."""
+    """The issuer starts replacing a TCP's CA: rollout marks it CertificateAuthorityRotating."""
 
     id: str
     namespace: str

@@ -46,6 +46,7 @@ from libs.pki.profiles import (
     CA_VALIDITY,
     KONNECTIVITY_KINDS,
     LEAF_VALIDITY,
+    MOUNTED_KINDS,
     PROFILES,
     Category,
     ExtKeyUsage,
@@ -54,6 +55,7 @@ from libs.pki.profiles import (
     SecretKind,
     SecretProfile,
     Signer,
+    dependents,
     profile,
 )
 from libs.pki.reasons import EXPIRY_CODES, Reason, ReasonCode, only_expiry, reason_codes
@@ -87,6 +89,8 @@ __all__ = [
     "profile",
     "KONNECTIVITY_KINDS",
     "CA_SIGNED_KINDS",
+    "MOUNTED_KINDS",
+    "dependents",
     "LEAF_VALIDITY",
     "CA_VALIDITY",
     "TcpSpec",

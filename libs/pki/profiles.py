@@ -8,6 +8,7 @@ minting, rendering and validation modules read these profiles so that the rules 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -286,3 +287,29 @@ CA_SIGNED_KINDS = tuple(k for k, p in PROFILES.items() if p.signer is Signer.CA)
 def profile(kind: SecretKind) -> SecretProfile:
     """The profile of one Secret kind."""
     return PROFILES[kind]
+
+
+MOUNTED_KINDS: tuple[SecretKind, ...] = (
+    SecretKind.CA,
+    SecretKind.FRONT_PROXY_CA,
+    SecretKind.SA,
+    SecretKind.APISERVER,
+    SecretKind.APISERVER_KUBELET_CLIENT,
+    SecretKind.FRONT_PROXY_CLIENT,
+    SecretKind.DATASTORE_CERTIFICATE,
+    SecretKind.CONTROLLER_MANAGER_KUBECONFIG,
+    SecretKind.SCHEDULER_KUBECONFIG,
+    SecretKind.KONNECTIVITY_CERTIFICATE,
+    SecretKind.KONNECTIVITY_KUBECONFIG,
+)
+"""Secrets the control-plane pods mount: a change of any of them needs a rollout (unlike
+Kamaji, the konnectivity Secrets and the datastore certificate included)."""
+
+
+def dependents(kind: SecretKind, present: Sequence[SecretKind]) -> tuple[SecretKind, ...]:
+    """Kinds re-issued together with CA kind `kind`, among `present`: what it signs."""
+    if kind is SecretKind.CA:
+        return tuple(k for k in CA_SIGNED_KINDS if k in present)
+    if kind is SecretKind.FRONT_PROXY_CA:
+        return tuple(k for k in present if PROFILES[k].signer is Signer.FRONT_PROXY_CA)
+    return ()

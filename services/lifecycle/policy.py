@@ -27,7 +27,7 @@ from libs.pki.profiles import (
     KONNECTIVITY_KINDS,
     Category,
     SecretKind,
-    Signer,
+    dependents,
     profile,
 )
 
@@ -180,15 +180,6 @@ def evaluate(
 def managed_kinds(tcp: TcpObserved) -> tuple[SecretKind, ...]:
     """The Secrets a TCP has: all thirteen, the konnectivity ones only when enabled."""
     return tuple(k for k in SecretKind if tcp.konnectivity or k not in KONNECTIVITY_KINDS)
-
-
-def dependents(kind: SecretKind, present: Sequence[SecretKind]) -> tuple[SecretKind, ...]:
-    """Kinds that must be re-issued with a CA kind (signed by it)."""
-    if kind is SecretKind.CA:
-        return tuple(k for k in CA_SIGNED_KINDS if k in present)
-    if kind is SecretKind.FRONT_PROXY_CA:
-        return tuple(k for k in present if profile(k).signer is Signer.FRONT_PROXY_CA)
-    return ()
 
 
 def evidence_of(kind: SecretKind, state: TcpState) -> str:

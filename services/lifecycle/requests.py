@@ -10,14 +10,8 @@ import hashlib
 from dataclasses import dataclass
 
 from libs.contracts.api import RotateRequest, ServiceErrorCode, Target
-from libs.pki.profiles import Lifecycle, SecretKind, profile
-from services.lifecycle.policy import (
-    CA_ROTATING_PHASE,
-    TcpState,
-    dependents,
-    evidence_of,
-    managed_kinds,
-)
+from libs.pki.profiles import Lifecycle, SecretKind, dependents, profile
+from services.lifecycle.policy import CA_ROTATING_PHASE, TcpState, evidence_of, managed_kinds
 
 
 @dataclass(frozen=True, slots=True)

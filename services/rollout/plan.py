@@ -14,27 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from libs.pki.profiles import SecretKind
+from libs.pki.profiles import MOUNTED_KINDS, SecretKind
 
 LABEL_PREFIX = "component.kamaji.clastix.io/"
 READY = "Ready"
 CA_ROTATING = "CertificateAuthorityRotating"
 
 K = SecretKind
-MOUNTED: tuple[SecretKind, ...] = (
-    K.CA,
-    K.FRONT_PROXY_CA,
-    K.SA,
-    K.APISERVER,
-    K.APISERVER_KUBELET_CLIENT,
-    K.FRONT_PROXY_CLIENT,
-    K.DATASTORE_CERTIFICATE,
-    K.CONTROLLER_MANAGER_KUBECONFIG,
-    K.SCHEDULER_KUBECONFIG,
-    K.KONNECTIVITY_CERTIFICATE,
-    K.KONNECTIVITY_KUBECONFIG,
-)
-"""Secrets the control-plane pods mount: a change of any of them needs a rollout."""
+MOUNTED = MOUNTED_KINDS
 
 # Where each Secret is recorded in the TCP status (Kamaji's layout).
 STATUS_PATHS: dict[SecretKind, tuple[str, ...]] = {

@@ -1,0 +1,90 @@
+"""`certlc audit`: audit events as table lines or JSON lines, one event at a time.
+
+Lines are printed as events arrive (a follower cannot size columns in advance), so the table
+uses fixed column widths; a longer value just pushes the rest of its line to the right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from libs.cli._opsutil import stamp
+from libs.contracts.api import (
+    Audit,
+    AuditEvent,
+    CaExpiring,
+    CaRotationCompleted,
+    CaRotationStarted,
+    CertificateIssued,
+    ExternalCertificateExpiring,
+    LoopGuardTripped,
+    RolloutCompleted,
+    RolloutFailed,
+    RolloutStarted,
+    RotationFailed,
+    RotationRejected,
+    RotationRequested,
+    SecretWrittenEvent,
+)
+
+WIDTHS = (20, 28, 22, 12)  # TIME, NAMESPACE/TCP, EVENT, ROTATION
+HEADER = ("TIME", "NAMESPACE/TCP", "EVENT", "ROTATION", "DETAIL")
+
+
+def event_type(event: AuditEvent) -> str:
+    tag = type(event).__struct_config__.tag
+    return str(tag)
+
+
+def _requested(e: RotationRequested) -> str:
+    text = f"{e.reason!s}: {', '.join(e.secrets)}"
+    if e.ca_rotation:
+        text += " (CA rotation)"
+    return text + (f" by {e.requester}" if e.requester else "")
+
+
+_DETAILS: dict[type[Any], Callable[[Any], str]] = {
+    RotationRequested: _requested,
+    RotationRejected: lambda e: (
+        f"{e.code} {e.message}" + (f" (by {e.requester})" if e.requester else "")
+    ),
+    CertificateIssued: lambda e: f"{e.secret} serial {e.serial} until {stamp(e.not_after)}",
+    SecretWrittenEvent: lambda e: f"{e.secret} {e.action}",
+    RotationFailed: lambda e: e.message + (" (will retry)" if e.retryable else ""),
+    RolloutStarted: lambda e: f"deployment {e.deployment}: {', '.join(e.secrets)}",
+    RolloutCompleted: lambda e: f"deployment {e.deployment} in {e.duration_seconds:.1f}s",
+    RolloutFailed: lambda e: f"deployment {e.deployment}: {e.message}",
+    CaRotationStarted: lambda e: f"{len(e.secrets)} Secret(s)",
+    CaRotationCompleted: lambda e: "",
+    LoopGuardTripped: lambda e: f"{e.secret}: {e.message}",
+    CaExpiring: lambda e: f"{e.secret} expires {stamp(e.not_after)}",
+    ExternalCertificateExpiring: lambda e: f"datastore {e.datastore}: {e.message}",
+}
+
+
+def detail(event: Audit) -> str:
+    """A one-line summary of what the event says beyond its type."""
+    describe = _DETAILS.get(type(event))
+    return describe(event) if describe is not None else ""
+
+
+def _line(cells: tuple[str, ...]) -> str:
+    padded = [cell.ljust(width) for cell, width in zip(cells, WIDTHS, strict=False)]
+    return "  ".join([*padded, *cells[len(WIDTHS) :]]).rstrip()
+
+
+def header_line() -> str:
+    return _line(HEADER)
+
+
+def table_line(event: Audit) -> str:
+    return _line(
+        (
+            stamp(event.at),
+            f"{event.namespace}/{event.tcp}",
+            event_type(event),
+            event.rotation_id[:12] or "-",
+            detail(event),
+        )
+    )

@@ -1,0 +1,308 @@
+"""`certlc rotate`: the target rule, the dry-run plan, and following a rotation to its end.
+
+Which Secrets a target re-issues is decided by lifecycle when it accepts the request; the dry
+run cannot ask it without asking for the work, so it applies the same rule here, over the TCP
+as the cluster shows it: `x509` and `kubeconfig` are the Secrets with that lifecycle label, `ca`
+is the CA and everything it signs, a Secret is itself (plus what it signs, for the two CAs).
+
+Which of them restart the control plane is the rollout rule: the pod template carries a
+checksum of every Secret the pods mount (`MOUNTED_KINDS`, the same list as rollout's
+`services/rollout/plan.py` MOUNTED, which libs may not import; a test keeps the two equal).
+Re-issuing only `admin-kubeconfig` or `datastore-config` therefore causes no rollout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from libs.contracts.api import (
+    Audit,
+    CaRotationCompleted,
+    CaRotationStarted,
+    LoopGuardTripped,
+    RolloutCompleted,
+    RolloutFailed,
+    RolloutStarted,
+    RotateAccepted,
+    RotationFailed,
+    SecretWrittenEvent,
+    Target,
+)
+from libs.pki import (
+    MOUNTED_KINDS,
+    PAUSED_ANNOTATION,
+    Lifecycle,
+    SecretKind,
+    TcpSpec,
+    dependents,
+    managed_kinds,
+    profile,
+    secret_name,
+)
+
+CA_ROTATING_PHASE = "CertificateAuthorityRotating"
+TARGET_WORDS = (Target.X509, Target.KUBECONFIG, Target.CA)
+
+
+class TargetError(ValueError):
+    """TARGET is neither a target word nor a Secret of the TCP."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    target: Target
+    secret: str = ""  # the full Secret name when target is SECRET
+    kind: SecretKind | None = None
+
+
+def parse_target(tcp: str, text: str) -> TargetSpec:
+    """`x509`, `kubeconfig`, `ca`, a Secret name (`<tcp>-<suffix>`) or a suffix."""
+    word = text.strip()
+    for t in TARGET_WORDS:
+        if word == t.value:
+            return TargetSpec(t)
+    suffix = word.removeprefix(f"{tcp}-")
+    try:
+        kind = SecretKind(suffix)
+    except ValueError:
+        words = ", ".join(t.value for t in TARGET_WORDS)
+        raise TargetError(
+            f"unknown target {text!r}: use {words}, or a Secret of {tcp} "
+            f"({tcp}-<suffix>, e.g. {tcp}-admin-kubeconfig, or the suffix alone)"
+        ) from None
+    return TargetSpec(Target.SECRET, secret_name(tcp, kind), kind)
+
+
+def target_kinds(spec: TargetSpec, present: Sequence[SecretKind]) -> tuple[SecretKind, ...]:
+    """The Secrets a target re-issues, among the kinds the TCP has (lifecycle's rule)."""
+    match spec.target:
+        case Target.CA:
+            return (SecretKind.CA, *dependents(SecretKind.CA, present))
+        case Target.X509:
+            return tuple(k for k in present if profile(k).lifecycle is Lifecycle.X509)
+        case Target.KUBECONFIG:
+            return tuple(k for k in present if profile(k).lifecycle is Lifecycle.KUBECONFIG)
+        case _:
+            assert spec.kind is not None
+            if spec.kind not in present:
+                return ()
+            return (spec.kind, *dependents(spec.kind, present))
+
+
+# --- dry run ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSecret:
+    name: str
+    kind: SecretKind
+    exists: bool
+    paused: bool
+    mounted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DryRun:
+    """What a rotate request would do, or why lifecycle would refuse it (`refusal`)."""
+
+    namespace: str
+    tcp: str
+    target: TargetSpec
+    secrets: tuple[PlannedSecret, ...] = ()
+    deployment: str | None = None  # None: no control-plane Deployment to roll out
+    refusal: tuple[int, str] | None = None  # (HTTP-like code, message), as lifecycle answers
+
+    @property
+    def rollout(self) -> tuple[PlannedSecret, ...]:
+        return tuple(s for s in self.secrets if s.mounted)
+
+
+def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+def plan_dry_run(
+    spec: TargetSpec,
+    tcp: Mapping[str, Any],
+    secrets: Mapping[str, Mapping[str, Any]],
+    deployment: Mapping[str, Any] | None,
+) -> DryRun:
+    """Pure: the TCP, its Secrets by name and its Deployment -> the plan (or the refusal)."""
+    tcp_spec = TcpSpec.from_resource(tcp)
+    ns, name = tcp_spec.namespace, tcp_spec.name
+    where = f"{ns}/{name}"
+    status = tcp.get("status") or {}
+    phase = ((status.get("kubernetesResources") or {}).get("version") or {}).get("status")
+    base = DryRun(ns, name, spec, deployment=name if deployment is not None else None)
+    if PAUSED_ANNOTATION in _annotations(tcp):
+        return _refused(base, 423, f"TenantControlPlane {where} is paused")
+    if phase == CA_ROTATING_PHASE:
+        return _refused(base, 409, f"a CA rotation of {where} is in progress; try again later")
+    present = managed_kinds(tcp_spec)
+    kinds = target_kinds(spec, present)
+    if spec.target is Target.SECRET and not kinds:
+        message = f"Secret {spec.secret} is not managed for this TenantControlPlane"
+        return _refused(base, 404, message)
+    planned = []
+    for kind in kinds:
+        sname = secret_name(name, kind)
+        obj = secrets.get(sname)
+        paused = obj is not None and PAUSED_ANNOTATION in _annotations(obj)
+        planned.append(PlannedSecret(sname, kind, obj is not None, paused, kind in MOUNTED_KINDS))
+    paused_names = [p.name for p in planned if p.paused]
+    result = DryRun(ns, name, spec, tuple(planned), base.deployment)
+    if paused_names:
+        return _refused(result, 423, f"Secret {', '.join(paused_names)} is paused")
+    return result
+
+
+def _refused(plan: DryRun, code: int, message: str) -> DryRun:
+    return DryRun(plan.namespace, plan.tcp, plan.target, plan.secrets, plan.deployment,
+                  (code, message))  # fmt: skip
+
+
+def render_dry_run(plan: DryRun) -> list[str]:
+    what = plan.target.secret or plan.target.target.value
+    lines = [f"dry run: rotate {plan.namespace}/{plan.tcp} {what} (nothing is published)"]
+    if plan.refusal is not None:
+        code, message = plan.refusal
+        lines.append(f"would be refused: {code} {message}")
+        return lines
+    lines.append(f"would re-issue {len(plan.secrets)} Secret(s):")
+    width = max((len(s.name) for s in plan.secrets), default=0)
+    for s in plan.secrets:
+        action = "replace" if s.exists else "create"
+        mount = "mounted: rolls out" if s.mounted else "not mounted"
+        lines.append(f"  {s.name.ljust(width)}   {action:<7}   {mount}")
+    rolled = plan.rollout
+    if not rolled:
+        lines.append("would not roll out: no re-issued Secret is mounted by the control plane")
+    elif plan.deployment is None:
+        lines.append("would not roll out: the TenantControlPlane has no control-plane Deployment")
+    else:
+        lines.append(
+            f"would roll out Deployment {plan.namespace}/{plan.deployment} once "
+            f"({len(rolled)} mounted Secret(s) change)"
+        )
+    return lines
+
+
+# --- following a rotation on the audit stream -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    message: str
+
+
+Step = tuple[str | None, Outcome | None]
+
+
+@dataclass
+class RotationWatch:
+    """Folds the audit events of one TCP into progress lines and, at the end, an outcome.
+
+    The rotation ends with `rollout.completed` (or `ca-rotation.completed` once a CA rotation
+    has started); with `rollout.failed` or a final `rotation.failed` it fails. When none of its
+    Secrets is mounted there is no rollout: it ends once every Secret is written. Rollout folds
+    changes written close together into one rollout, published under the id of the rotation
+    whose message it was handling: a rollout that starts after one of our Secrets was written
+    and carries one of our mounted Secrets is ours too.
+    """
+
+    accepted: RotateAccepted
+    written: set[str] = field(default_factory=set)
+    rollouts: set[str] = field(default_factory=set)
+    ca_started: bool = False
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self.accepted.secrets)
+
+    @property
+    def mounted(self) -> frozenset[str]:
+        return frozenset(k.value for k in MOUNTED_KINDS) & self.kinds
+
+    def _ours(self, event: Audit) -> bool:
+        return event.rotation_id == self.accepted.id
+
+    def observe(self, event: Audit) -> tuple[list[str], Outcome | None]:
+        """Progress lines for `event` and the outcome when the rotation has ended."""
+        if event.namespace != self.accepted.namespace or event.tcp != self.accepted.tcp:
+            return [], None
+        step = self._STEPS.get(type(event))
+        if step is None:
+            return [], None
+        line, outcome = step(self, event, event.at.strftime("%H:%M:%S"))
+        return ([line] if line else []), outcome
+
+    def _written(self, e: SecretWrittenEvent, at: str) -> Step:
+        if not self._ours(e):
+            return None, None
+        self.written.add(e.kind)
+        line = f"{at}  secret written       {e.secret} ({e.action})"
+        if not self.mounted and self.kinds <= self.written:
+            return line, Outcome(True, "every Secret written; none is mounted: no rollout")
+        return line, None
+
+    def _ca_started(self, e: CaRotationStarted, at: str) -> Step:
+        if not self._ours(e):
+            return None, None
+        self.ca_started = True
+        return f"{at}  CA rotation started  {len(e.secrets)} Secret(s)", None
+
+    def _rollout_started(self, e: RolloutStarted, at: str) -> Step:
+        if not (self._ours(e) or self._carries_ours(e)):
+            return None, None
+        self.rollouts.add(e.rotation_id)
+        return (
+            f"{at}  rollout started      deployment {e.deployment} ({', '.join(e.secrets)})",
+            None,
+        )
+
+    def _rollout_completed(self, e: RolloutCompleted, at: str) -> Step:
+        if e.rotation_id not in self.rollouts:
+            return None, None
+        line = f"{at}  rollout completed    deployment {e.deployment} in {e.duration_seconds:.1f}s"
+        # A CA rotation ends after this, when rollout has set the TCP Ready again.
+        return line, None if self.ca_started else Outcome(True, "rollout completed")
+
+    def _rollout_failed(self, e: RolloutFailed, at: str) -> Step:
+        if e.rotation_id not in self.rollouts:
+            return None, None
+        line = f"{at}  rollout failed       deployment {e.deployment}: {e.message}"
+        return line, Outcome(False, f"rollout failed: {e.message}")
+
+    def _ca_completed(self, e: CaRotationCompleted, at: str) -> Step:
+        if not self._ours(e):
+            return None, None
+        return f"{at}  CA rotation completed", Outcome(True, "CA rotation completed")
+
+    def _failed(self, e: RotationFailed, at: str) -> Step:
+        if not self._ours(e):
+            return None, None
+        if e.retryable:
+            return f"{at}  rotation failed      {e.message} (retrying)", None
+        return f"{at}  rotation failed      {e.message}", Outcome(False, f"failed: {e.message}")
+
+    def _loop_guard(self, e: LoopGuardTripped, at: str) -> Step:
+        if e.secret.removeprefix(f"{self.accepted.tcp}-") not in self.kinds:
+            return None, None
+        return f"{at}  loop guard tripped   {e.secret}: {e.message}", None
+
+    _STEPS: ClassVar[dict[type[Any], Callable[[Any, Any, str], Step]]] = {
+        SecretWrittenEvent: _written,
+        CaRotationStarted: _ca_started,
+        RolloutStarted: _rollout_started,
+        RolloutCompleted: _rollout_completed,
+        RolloutFailed: _rollout_failed,
+        CaRotationCompleted: _ca_completed,
+        RotationFailed: _failed,
+        LoopGuardTripped: _loop_guard,
+    }
+
+    def _carries_ours(self, event: RolloutStarted) -> bool:
+        return bool(self.written & self.mounted & set(event.secrets))

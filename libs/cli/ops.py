@@ -1,0 +1,407 @@
+"""`certlc status|rotate|audit`: the operator commands.
+
+- `status` reads every certificate of every TCP (or one) from the cluster and judges it with
+  libs.pki, like `kubeadm certs check-expiration` (exit 1 when anything needs attention).
+- `rotate` sends a `RotateRequest` to `certlc.api.v1.rotate`; `--wait` follows the audit stream
+  until the rollout completes or fails; `--dry-run` shows the plan from the cluster, publishing
+  nothing.
+- `audit` lists the audit stream (oldest first) and `--follow`s it.
+
+NATS through libs.bus, Kubernetes through libs.kube, certificates through libs.pki: this module
+imports none of `nats`, `kubernetes` or `cryptography`. Every failure is one line on stderr and
+an exit code (`Exit`, docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import yaml
+
+from libs.bus import Bus
+from libs.bus.errors import BusError
+from libs.bus.read import StreamNotFoundError, StreamReader, open_reader
+from libs.bus.request import NoResponderError, Reply, RequestTimeoutError, request
+from libs.cli._audit import header_line, table_line
+from libs.cli._opsutil import (
+    CliError,
+    Exit,
+    connect_nats,
+    fail,
+    kube_client,
+    kube_failure,
+    nats_url,
+    parse_since,
+    run_async,
+    run_command,
+    tcp_ref,
+)
+from libs.cli._rotate import (
+    RotationWatch,
+    TargetError,
+    TargetSpec,
+    parse_target,
+    plan_dry_run,
+    render_dry_run,
+)
+from libs.cli._status import as_data, collect, render_table
+from libs.cli.certs import parse_duration
+from libs.contracts import subjects
+from libs.contracts.api import RotateAccepted, RotateRequest
+from libs.contracts.codec import MalformedMessage, decode_accepted, decode_audit, encode
+from libs.contracts.messages import KeyMaterialError
+from libs.kube.errors import KubeError, NotFound
+from libs.pki import PkiError
+from libs.runtime.topology import DUPLICATE_WINDOW
+
+REQUEST_TIMEOUT = 10.0
+_BY_CODE = {400: Exit.USAGE, 404: Exit.NOT_FOUND, 409: Exit.CONFLICT, 423: Exit.CONFLICT}
+
+
+def _nats_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="default: $NATS_URL, else $CERTLC_NATS_URL, else nats://127.0.0.1:4222",
+    )
+
+
+def _kube_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig", metavar="PATH", help="default: $KUBECONFIG, else in-cluster"
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add `status`, `rotate` and `audit` to the `certlc` parser."""
+    status = subparsers.add_parser(
+        "status",
+        help="certificate expiry and validity of TenantControlPlanes, read from the cluster",
+        description="Every certificate of every TCP of a namespace (or one TCP), with CA rows. "
+        "Exit 0 when all are valid, 1 when anything is expiring, invalid or missing.",
+    )
+    where = status.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", help="namespace (default: default)")
+    where.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="TCPs of every namespace"
+    )
+    status.add_argument("tcp", nargs="?", metavar="TCP", help="one TenantControlPlane (or NS/TCP)")
+    status.add_argument(
+        "--deadline",
+        type=parse_duration,
+        default=timedelta(hours=24),
+        help="expiring when NotAfter is within this (default 24h)",
+    )
+    status.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    _kube_flag(status)
+    status.set_defaults(func=cmd_status)
+
+    rotate = subparsers.add_parser(
+        "rotate",
+        help="ask certlc to re-issue a TCP's certificates (and roll it out)",
+        description="TARGET: x509, kubeconfig, ca, or one Secret (k8s-126-admin-kubeconfig or "
+        "admin-kubeconfig).",
+    )
+    rotate.add_argument("tcp", metavar="NS/TCP")
+    rotate.add_argument("target", metavar="TARGET")
+    rotate.add_argument("--reason", default="", metavar="TEXT", help="why (kept in the audit)")
+    rotate.add_argument(
+        "--requester",
+        default=os.environ.get("USER") or "certlc-cli",
+        metavar="NAME",
+        help="who asks (default: $USER)",
+    )
+    rotate.add_argument(
+        "--request-id", default="", help="idempotency key: the same id never rotates twice"
+    )
+    rotate.add_argument(
+        "--wait", action="store_true", help="follow the rotation until its rollout ends"
+    )
+    rotate.add_argument(
+        "--timeout",
+        type=parse_duration,
+        default=timedelta(minutes=5),
+        help="how long --wait waits (default 5m)",
+    )
+    rotate.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what would be re-issued and rolled out; publish nothing",
+    )
+    _nats_flag(rotate)
+    _kube_flag(rotate)
+    rotate.set_defaults(func=cmd_rotate)
+
+    audit = subparsers.add_parser(
+        "audit",
+        help="list (and follow) certlc's audit events",
+        description="Audit events from the CERTLC_AUDIT stream, oldest first.",
+    )
+    audit.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    audit.add_argument(
+        "--since", type=parse_since, help="a duration (1h, 7d) or a time (2026-01-02T03:04:05Z)"
+    )
+    audit.add_argument("-n", "--namespace", help="only this namespace (default: all)")
+    audit.add_argument("tcp", nargs="?", metavar="TCP", help="only this TCP (or NS/TCP)")
+    audit.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    _nats_flag(audit)
+    audit.set_defaults(func=cmd_audit)
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return run_command(lambda: _status(args))
+
+
+def _status(args: argparse.Namespace) -> int:
+    namespace: str | None
+    name: str | None = None
+    if args.all_namespaces:
+        namespace = None
+        if args.tcp:
+            if "/" in args.tcp:
+                fail(Exit.USAGE, "with -A, name the TCP without its namespace")
+            name = tcp_ref(args.tcp)[1]
+    elif args.tcp:
+        namespace, name = tcp_ref(args.tcp, args.namespace)
+    else:
+        namespace = tcp_ref(f"{args.namespace or 'default'}/x")[0]
+    kube = kube_client(args.kubeconfig)
+    try:
+        report = collect(
+            kube, namespace=namespace, name=name, now=datetime.now(UTC), deadline=args.deadline
+        )
+    finally:
+        kube.close()
+    if args.output == "table":
+        print(render_table(report))
+    elif args.output == "json":
+        print(json.dumps(as_data(report), indent=2))
+    else:
+        print(yaml.safe_dump(as_data(report), sort_keys=False), end="")
+    return Exit.OK if report.ok else Exit.PROBLEM
+
+
+# --- rotate --------------------------------------------------------------------------------
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    return run_command(lambda: _rotate(args))
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    namespace, tcp = tcp_ref(args.tcp)
+    try:
+        spec = parse_target(tcp, args.target)
+    except TargetError as exc:
+        fail(Exit.USAGE, str(exc))
+    if args.dry_run:
+        return _dry_run(args, namespace, tcp, spec)
+    try:
+        req = RotateRequest(
+            namespace=namespace,
+            tcp=tcp,
+            target=spec.target,
+            secret=spec.secret,
+            note=args.reason,
+            requester=args.requester,
+            request_id=args.request_id,
+        )
+    except (KeyMaterialError, ValueError) as exc:
+        fail(Exit.USAGE, f"bad request: {exc}")
+    try:
+        return run_async(_rotate_async(args, req))
+    except KeyboardInterrupt:
+        print(
+            "interrupted; the rotation goes on: follow it with `certlc audit -f`", file=sys.stderr
+        )
+        return 130
+
+
+def _dry_run(args: argparse.Namespace, namespace: str, tcp: str, spec: TargetSpec) -> int:
+    kube = kube_client(args.kubeconfig)
+    try:
+        try:
+            tcp_obj = kube.get_tcp(namespace, tcp)
+            listing = kube.list_secrets(namespace)
+        except KubeError as exc:
+            raise kube_failure(exc, f"TenantControlPlane {namespace}/{tcp}") from None
+        try:
+            deployment: dict[str, Any] | None = kube.get_deployment(namespace, tcp)
+        except NotFound:
+            deployment = None
+        except KubeError as exc:
+            raise kube_failure(exc, f"Deployment {namespace}/{tcp}") from None
+    finally:
+        kube.close()
+    secrets = {
+        str((s.get("metadata") or {}).get("name") or ""): s
+        for s in listing.get("items") or []
+        if isinstance(s, dict)
+    }
+    try:
+        plan = plan_dry_run(spec, tcp_obj, secrets, deployment)
+    except PkiError as exc:
+        fail(Exit.PROBLEM, f"TenantControlPlane {namespace}/{tcp}: {exc}")
+    print("\n".join(render_dry_run(plan)))
+    if plan.refusal is not None:
+        return _BY_CODE.get(plan.refusal[0], Exit.PROBLEM)
+    return Exit.OK
+
+
+def _reply_failure(reply: Reply) -> CliError:
+    code = reply.error_code or 500
+    message = f"{code} {reply.error or 'no description'}"
+    if code == 503:
+        return CliError(Exit.NATS, f"certlc is not ready: {message}")
+    return CliError(_BY_CODE.get(code, Exit.PROBLEM), message)
+
+
+async def _ask(bus: Bus, req: RotateRequest) -> RotateAccepted:
+    try:
+        reply = await request(bus, subjects.API_ROTATE, encode(req), max_wait=REQUEST_TIMEOUT)
+    except NoResponderError:
+        fail(Exit.NATS, f"no certlc lifecycle answers on {subjects.API_ROTATE} (is it running?)")
+    except RequestTimeoutError:
+        fail(Exit.NATS, f"certlc lifecycle did not answer within {REQUEST_TIMEOUT:g}s")
+    except BusError as exc:
+        fail(Exit.NATS, str(exc))
+    if not reply.ok:
+        raise _reply_failure(reply)
+    try:
+        return decode_accepted(reply.data)
+    except MalformedMessage as exc:
+        fail(Exit.PROBLEM, f"unexpected reply from certlc: {exc}")
+
+
+async def _audit_reader(bus: Bus, filter_subject: str, **start: Any) -> StreamReader:
+    try:
+        return await open_reader(bus, subjects.AUDIT_STREAM, filter_subject, **start)
+    except StreamNotFoundError:
+        fail(Exit.NATS, f"stream {subjects.AUDIT_STREAM} not found: is certlc running there?")
+    except BusError as exc:
+        fail(Exit.NATS, str(exc))
+
+
+async def _rotate_async(args: argparse.Namespace, req: RotateRequest) -> int:
+    bus = await connect_nats(nats_url(args.nats_url))
+    reader: StreamReader | None = None
+    try:
+        if args.wait:
+            # Subscribed before asking, so no event of the rotation can be missed; from a
+            # duplicate window back, so that a retried request (the same rotation id, whose
+            # events are not repeated) is followed too. Other rotations' events are ignored.
+            since = datetime.now(UTC) - timedelta(seconds=DUPLICATE_WINDOW)
+            reader = await _audit_reader(
+                bus, subjects.audit_filter(req.namespace, req.tcp), since=since
+            )
+        accepted = await _ask(bus, req)
+        names = [f"{accepted.tcp}-{s}" for s in accepted.secrets]
+        kind = " (CA rotation)" if accepted.ca_rotation else ""
+        print(f"rotation {accepted.id} accepted for {accepted.namespace}/{accepted.tcp}{kind}")
+        print(f"re-issuing {len(names)} Secret(s): {', '.join(names)}", flush=True)
+        if reader is None:
+            return Exit.OK
+        return await _follow(reader, accepted, args.timeout)
+    finally:
+        if reader is not None:
+            await reader.close()
+        await bus.close()
+
+
+async def _follow(reader: StreamReader, accepted: RotateAccepted, limit: timedelta) -> int:
+    watch = RotationWatch(accepted)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit.total_seconds()
+    while (left := deadline - loop.time()) > 0:
+        stored = await reader.next(left)
+        if stored is None:
+            break
+        try:
+            event = decode_audit(stored.data)
+        except MalformedMessage:
+            continue
+        lines, outcome = watch.observe(event)
+        for line in lines:
+            print(line, flush=True)
+        if outcome is not None:
+            print(outcome.message)
+            if outcome.ok:
+                return Exit.OK
+            raise CliError(Exit.PROBLEM, f"rotation {accepted.id}: {outcome.message}")
+    seen = ", ".join(sorted(watch.written)) or "nothing"
+    raise CliError(
+        Exit.TIMEOUT,
+        f"rotation {accepted.id} not finished after {_human(limit)} (Secrets written: {seen})",
+    )
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds % 3600 == 0 and seconds:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0 and seconds:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    return run_command(lambda: _audit(args))
+
+
+def _audit(args: argparse.Namespace) -> int:
+    if args.tcp:
+        namespace, name = tcp_ref(args.tcp, args.namespace)
+        filter_subject = subjects.audit_filter(namespace, name)
+    elif args.namespace:
+        filter_subject = subjects.audit_filter(tcp_ref(f"{args.namespace}/x")[0])
+    else:
+        filter_subject = subjects.audit_filter()
+    try:
+        return run_async(_audit_async(args, filter_subject))
+    except KeyboardInterrupt:
+        return Exit.OK  # Ctrl-C is how --follow ends
+
+
+def _emit(data: bytes, seq: int, output: str) -> None:
+    try:
+        event = decode_audit(data)
+    except MalformedMessage:
+        print(f"warning: message {seq} is not an audit event; skipped", file=sys.stderr)
+        return
+    print(table_line(event) if output == "table" else encode(event).decode(), flush=True)
+
+
+async def _audit_async(args: argparse.Namespace, filter_subject: str) -> int:
+    bus = await connect_nats(nats_url(args.nats_url))
+    try:
+        reader = await _audit_reader(bus, filter_subject, since=args.since)
+        try:
+            backlog = await reader.read_available()
+            if args.output == "table":
+                if backlog or args.follow:
+                    print(header_line(), flush=True)
+                else:
+                    print("No audit events.")
+            for stored in backlog:
+                _emit(stored.data, stored.seq, args.output)
+            while args.follow:
+                stored_next = await reader.next(None)
+                if stored_next is not None:
+                    _emit(stored_next.data, stored_next.seq, args.output)
+        finally:
+            await reader.close()
+    finally:
+        await bus.close()
+    return Exit.OK
