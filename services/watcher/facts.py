@@ -32,13 +32,11 @@ from libs.pki import (
     ReasonCode,
     SecretKind,
     TcpSpec,
-    gather,
     kind_from_secret_name,
+    renewal_reasons,
     split_secret_name,
+    summarize,
 )
-from libs.pki.inspect import summarize_material
-from libs.pki.material import Material
-from libs.pki.validate import reasons_for_material
 
 Obj = Mapping[str, Any]
 TIME_CODES = frozenset({ReasonCode.EXPIRED, ReasonCode.EXPIRING, ReasonCode.NOT_YET_VALID})
@@ -86,13 +84,13 @@ def cert_facts(s: CertSummary) -> CertFacts:
     )
 
 
-def _summary(material: Material) -> CertSummary | None:
-    if material.kind in (SecretKind.SA, SecretKind.DATASTORE_CONFIG):
+def _summary(kind: SecretKind, data: Mapping[str, bytes]) -> CertSummary | None:
+    if kind in (SecretKind.SA, SecretKind.DATASTORE_CONFIG):
         return None
     try:
-        return summarize_material(material)
+        return summarize(kind, data)
     except PkiError:
-        return None  # the checks name what is wrong
+        return None  # renewal_reasons names what is wrong
 
 
 def observe_secret(
@@ -111,7 +109,6 @@ def observe_secret(
     m = meta(secret)
     annotations = m.get("annotations") or {}
     data, broken = secret_data(secret)
-    material = gather(kind, data)  # parsed once, for the checks and the summary
     problems = [
         Problem(code=ReasonCode.UNPARSEABLE.value, message=f"data key {k!r} is not valid base64")
         for k in broken
@@ -122,8 +119,8 @@ def observe_secret(
             SecretKind.DATASTORE_CERTIFICATE: datastore_ca_pem,
         }.get(kind)
         try:
-            reasons = reasons_for_material(
-                material, data, tcp, now=now, current_ca_pem=ca_pem, signer_ca_pem=signer
+            reasons = renewal_reasons(
+                kind, data, tcp, now=now, current_ca_pem=ca_pem, signer_ca_pem=signer
             )
         except PkiError as exc:  # a broken CA passed in: the CA's own event reports it
             reasons = ()
@@ -133,7 +130,7 @@ def observe_secret(
             for r in reasons
             if r.code not in TIME_CODES
         )
-    summary = _summary(material)
+    summary = _summary(kind, data)
     return SecretObserved(
         namespace=str(m.get("namespace") or ""),
         tcp=tcp_name,
