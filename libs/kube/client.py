@@ -2,11 +2,13 @@
 
 Every call goes through `_call`, which maps the client's exceptions onto `libs.kube.errors` and
 decodes the raw response body with msgspec. Calls are synchronous (the official client is);
-async services run them with `asyncio.to_thread`.
+async services run them with `asyncio.to_thread`. Lists take `limit` and `continue_token`, so a
+caller holding thousands of Secrets can read them a page at a time instead of in one response.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
@@ -75,14 +77,35 @@ def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
     return decoded
 
 
+def _paging(limit: int | None, continue_token: str) -> Obj:
+    """The client's keyword arguments for one page of a list."""
+    kwargs: Obj = {}
+    if limit:
+        kwargs["limit"] = limit
+    if continue_token:
+        kwargs["_continue"] = continue_token
+    return kwargs
+
+
 class KubeClient:
     """The Kubernetes calls certlc makes. Thread-safe as the underlying ApiClient is."""
 
     def __init__(self, api_client: Any) -> None:
         self.api_client = api_client
-        self.core = k8s.CoreV1Api(api_client)
-        self.apps = k8s.AppsV1Api(api_client)
-        self.custom = k8s.CustomObjectsApi(api_client)
+
+    # The client's API classes are large modules, imported on first use: a service that never
+    # touches Deployments does not pay for AppsV1Api at start-up.
+    @functools.cached_property
+    def core(self) -> Any:
+        return k8s.CoreV1Api(self.api_client)
+
+    @functools.cached_property
+    def apps(self) -> Any:
+        return k8s.AppsV1Api(self.api_client)
+
+    @functools.cached_property
+    def custom(self) -> Any:
+        return k8s.CustomObjectsApi(self.api_client)
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None = None) -> KubeClient:
@@ -93,10 +116,22 @@ class KubeClient:
 
     # --- Secrets -------------------------------------------------------------------------
 
-    def list_secrets(self, namespace: str | None = None, label_selector: str = "") -> Obj:
+    def list_secrets(
+        self,
+        namespace: str | None = None,
+        label_selector: str = "",
+        *,
+        limit: int | None = None,
+        continue_token: str = "",
+    ) -> Obj:
+        kwargs = _paging(limit, continue_token)
         if namespace is None:
-            return _call(self.core.list_secret_for_all_namespaces, label_selector=label_selector)
-        return _call(self.core.list_namespaced_secret, namespace, label_selector=label_selector)
+            return _call(
+                self.core.list_secret_for_all_namespaces, label_selector=label_selector, **kwargs
+            )
+        return _call(
+            self.core.list_namespaced_secret, namespace, label_selector=label_selector, **kwargs
+        )
 
     def get_secret(self, namespace: str, name: str) -> Obj:
         return _call(self.core.read_namespaced_secret, name, namespace)
@@ -126,10 +161,17 @@ class KubeClient:
 
     # --- TenantControlPlanes and DataStores -----------------------------------------------
 
-    def list_tcps(self, namespace: str | None = None) -> Obj:
+    def list_tcps(
+        self, namespace: str | None = None, *, limit: int | None = None, continue_token: str = ""
+    ) -> Obj:
+        kwargs = _paging(limit, continue_token)
         if namespace is None:
             return _call(
-                self.custom.list_cluster_custom_object, KAMAJI_GROUP, KAMAJI_VERSION, TCP_PLURAL
+                self.custom.list_cluster_custom_object,
+                KAMAJI_GROUP,
+                KAMAJI_VERSION,
+                TCP_PLURAL,
+                **kwargs,
             )
         return _call(
             self.custom.list_namespaced_custom_object,
@@ -137,6 +179,7 @@ class KubeClient:
             KAMAJI_VERSION,
             namespace,
             TCP_PLURAL,
+            **kwargs,
         )
 
     def get_tcp(self, namespace: str, name: str) -> Obj:
@@ -161,9 +204,13 @@ class KubeClient:
             patch,
         )
 
-    def list_datastores(self) -> Obj:
+    def list_datastores(self, *, limit: int | None = None, continue_token: str = "") -> Obj:
         return _call(
-            self.custom.list_cluster_custom_object, KAMAJI_GROUP, KAMAJI_VERSION, DATASTORE_PLURAL
+            self.custom.list_cluster_custom_object,
+            KAMAJI_GROUP,
+            KAMAJI_VERSION,
+            DATASTORE_PLURAL,
+            **_paging(limit, continue_token),
         )
 
     def get_datastore(self, name: str) -> Obj:
@@ -241,13 +288,23 @@ class KubeClient:
             response.close()
             response.release_conn()
 
-    def list_resource(self, resource: str, label_selector: str = "") -> Obj:
+    def list_resource(
+        self,
+        resource: str,
+        label_selector: str = "",
+        *,
+        limit: int | None = None,
+        continue_token: str = "",
+    ) -> Obj:
+        """One page (or, without `limit`, all) of `resource` across namespaces; the next page's
+        token is the listing's `metadata.continue`."""
+        paging: dict[str, Any] = {"limit": limit, "continue_token": continue_token}
         if resource == "secrets":
-            return self.list_secrets(None, label_selector)
+            return self.list_secrets(None, label_selector, **paging)
         if resource == "tcps":
-            return self.list_tcps()
+            return self.list_tcps(**paging)
         if resource == "datastores":
-            return self.list_datastores()
+            return self.list_datastores(**paging)
         raise ValueError(f"unknown resource {resource!r}")
 
     def _watch_target(self, resource: str) -> tuple[Callable[..., Any], tuple[Any, ...]]:

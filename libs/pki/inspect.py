@@ -2,9 +2,10 @@
 
 `summarize` turns a Secret's data into a `CertSummary` (serial, subject, issuer, SANs,
 validity, SHA-256 fingerprint, whether the key matches, whether it is a CA): the facts that
-services put on the bus and the CLI prints. It holds no key material. `ca_residual` tells how
-long a CA Secret has left, so callers can warn when it is under a year: CAs are never rotated
-for age automatically.
+services put on the bus and the CLI prints. It holds no key material; `summarize_material`
+does the same over data already gathered, for callers that also run the checks. `ca_residual`
+tells how long a CA Secret has left, so callers can warn when it is under a year: CAs are never
+rotated for age automatically.
 """
 
 from __future__ import annotations
@@ -132,12 +133,17 @@ def summarize(kind: SecretKind, data: Mapping[str, bytes]) -> CertSummary:
     Raises SecretDataError naming the key when that certificate is missing or unparseable,
     or when the kind holds no certificate (sa-certificate, datastore-config).
     """
-    material = gather(kind, data)
+    return summarize_material(gather(kind, data))
+
+
+def summarize_material(material: Material) -> CertSummary:
+    """`summarize` over material already gathered (a caller that also checks the Secret with
+    `reasons_for_material` parses its data once)."""
     key, cert = _leaf(material)
     matches = material.private_key is not None and key_matches_certificate(
         material.private_key, cert
     )
-    return summarize_certificate(kind, key, cert, key_matches=matches)
+    return summarize_certificate(material.kind, key, cert, key_matches=matches)
 
 
 def ca_residual(kind: SecretKind, data: Mapping[str, bytes], *, now: datetime) -> timedelta:

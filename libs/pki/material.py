@@ -5,6 +5,10 @@ for a Secret kind (the leaf: `apiserver.crt`; the datastore's `server.crt`, not 
 a kubeconfig's current-context client certificate; a CA Secret's `ca.crt`) and parses it. It
 never raises for bad data: missing keys and parse problems are collected, so that the
 validation chain can report every reason at once and the summary can fail precisely.
+
+Private keys are loaded for inspection only (`load_private_key_for_inspection`: consistency
+checked, no primality proof): here a key is only ever compared with a certificate's public key,
+never used to sign, and the full check would cost ~40 ms per Secret.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from libs.pki.errors import KubeconfigError, PkiError
-from libs.pki.keys import PrivateKey, PublicKey, load_certificate, load_private_key, load_public_key
+from libs.pki.keys import (
+    PrivateKey,
+    PublicKey,
+    load_certificate,
+    load_private_key_for_inspection,
+    load_public_key,
+)
 from libs.pki.kubeconfig import KubeconfigCredentials, parse_kubeconfig
 from libs.pki.profiles import PROFILES, Category, SecretKind, SecretProfile
 
@@ -68,7 +78,7 @@ class _Collector:
         if not pem:
             return None
         try:
-            return load_private_key(pem)
+            return load_private_key_for_inspection(pem)
         except PkiError as exc:
             self.problems.append(Problem(key, f"{label}{exc}"))
             return None

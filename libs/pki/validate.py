@@ -9,6 +9,7 @@ expiry-based renewal: the lifecycle service never rotates a CA for age (see `ca_
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from libs.pki.tcp import TcpSpec, apiserver_sans
 
 DEFAULT_DEADLINE = timedelta(hours=24)
 """Renew the day before expiry."""
+CA_CACHE_SIZE = 1024
+"""Parsed CA certificates kept (public data): a watcher checks every Secret against its CA."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,11 +230,17 @@ CHAINS: dict[Category, tuple[Check, ...]] = {
 }
 
 
+@functools.lru_cache(maxsize=CA_CACHE_SIZE)
+def _load_ca(pem: bytes) -> x509.Certificate:
+    """A CA certificate parsed once: the same CA is passed in for every Secret it signs."""
+    return load_certificate(pem)
+
+
 def _parse_ca(pem: bytes | None, what: str) -> x509.Certificate | None:
     if pem is None:
         return None
     try:
-        return load_certificate(pem)
+        return _load_ca(pem)
     except PkiError as exc:
         raise SignerError(f"{what}: {exc}") from None
 

@@ -61,6 +61,7 @@ class Lifecycle:
         self.timers: list[tuple[datetime, TcpKey]] = []  # heap of next checks
         self.warned: set[tuple[TcpKey, str, datetime]] = set()
         self.lock = asyncio.Lock()
+        self.wake_at: datetime | None = None  # when the evaluator wakes up by itself
         self.exported: dict[TcpKey, set[tuple[str, str]]] = {}  # metric label sets per TCP
 
     # --- events --------------------------------------------------------------------------
@@ -83,7 +84,8 @@ class Lifecycle:
             current = self.due.get(k)
             if current is None or when < current:
                 self.due[k] = when
-        self.wakeup.set()
+        if self.ready() and (self.wake_at is None or when < self.wake_at):
+            self.wakeup.set()
 
     def ready(self) -> bool:
         return self.caught_up.is_set() and self.state.synced is not None
@@ -91,11 +93,13 @@ class Lifecycle:
     # --- evaluation loop -------------------------------------------------------------------
 
     async def run_evaluator(self, stop: asyncio.Event) -> None:
+        await self.caught_up.wait()
         while not stop.is_set():
             now = now_utc()
             while self.timers and self.timers[0][0] <= now:
                 _, key = heapq.heappop(self.timers)
                 self.due.setdefault(key, now)
+            nearest = None
             if self.ready():
                 for key in [k for k, t in self.due.items() if t <= now]:
                     del self.due[key]
@@ -105,11 +109,14 @@ class Lifecycle:
                         log.exception(
                             "evaluation failed", extra={"namespace": key[0], "tcp": key[1]}
                         )
-            nearest = min([*self.due.values(), *(t for t, _ in self.timers[:1])], default=None)
+                nearest = min([*self.due.values(), *(t for t, _ in self.timers[:1])], default=None)
             timeout = None if nearest is None else max(0.0, (nearest - now_utc()).total_seconds())
+            self.wake_at = nearest
             self.wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=min(timeout or 3600.0, 3600.0))
+                await asyncio.wait_for(
+                    self.wakeup.wait(), timeout=3600.0 if timeout is None else min(timeout, 3600.0)
+                )
 
     async def evaluate(self, key: TcpKey) -> None:
         async with self.lock:

@@ -1,60 +1,69 @@
 """The watcher process: list-and-watch Secrets, DataStores and TCPs; publish facts about them.
 
-Informers run on threads and feed one asyncio queue. The publisher drains the queue in batches,
-folds the batch into its caches and marks what changed ("dirty"), then computes the facts of each
-dirty object once (a burst of changes to one Secret costs one publication) and publishes them
-concurrently. A change of a TCP's CA or spec marks every Secret of that TCP dirty, since their
-signer and SAN checks depend on it. The initial lists are published in dependency order
-(Secrets, DataStores, TCPs) and closed by `WatcherSynced`.
+Informers run on threads and feed one inbox (bounded: an informer waits while `MAX_QUEUED`
+objects are not yet folded, so a list of thousands of Secrets never piles up; the event loop is
+woken once per burst, not once per object). The loop folds what arrives into the `Cache` at
+once, and whenever no check is running, takes everything dirty as one round: Secrets to read
+again are read on a worker thread, Secrets to check are checked (`checker`: in a child process
+when there are many, so that checking runs on another core while this process publishes), and
+the resulting messages queue for the sender, which publishes them in order with up to
+`PUBLISH_CONCURRENCY` acknowledgements outstanding. So listing, checking and publishing overlap.
+
+Start-up: TCPs and DataStores are listed first (small, and needed to check Secrets), then the
+Secrets page by page, each page checked and published as it arrives; the TCP and DataStore
+facts are held back until every Secret's are out, so the events stream still receives the
+initial state in dependency order (Secrets, DataStores, TCPs), closed by `WatcherSynced`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
+import ctypes
+import ctypes.util
 import logging
 import threading
-from collections import defaultdict
+import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
-
-import msgspec
 
 from libs.bus import Bus, connect, ensure_topology, publish
 from libs.contracts import subjects
 from libs.contracts.codec import encode
-from libs.contracts.messages import Message, WatcherSynced
+from libs.contracts.messages import WatcherSynced
 from libs.kube.client import KubeClient
+from libs.kube.errors import KubeError, NotFound
 from libs.kube.informer import Informer
-from libs.pki import SecretKind, TcpSpec
 from libs.runtime import topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
-from services.watcher.facts import (
-    meta,
-    observe_datastore,
-    observe_secret,
-    observe_tcp,
-    owner_of,
-    secret_data,
-    secret_deleted,
-    tcp_deleted,
-    tcp_spec,
-)
+from services.watcher.cache import Cache, Round, SecretKey
+from services.watcher.checker import CheckerError, CheckerProcess
+from services.watcher.facts import Batch, Checked, Job, check
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-TcpKey = tuple[str, str]
-SecretKey = tuple[str, str, SecretKind]
+Waiters = list[asyncio.Future[None]]
 PUBLISH_CONCURRENCY = 256
+MAX_QUEUED = 1000  # objects delivered by informers and not yet handed to a check
+ROUND_LIMIT = 500  # Secrets checked in one round (rounds overlap with publishing)
+REFETCH_RETRY = 1.0  # seconds before re-reading a Secret the API could not serve
+CHILD_BATCH = 200  # Secrets: from this many on, check them in the child process
+CHILD_IDLE = 10.0  # seconds without a big batch before the child process is stopped
+OUTBOX = 3  # rounds taken and not yet published (being read again, checked, or published)
 
 
-def msg_id(message: Message) -> str:
-    """Identical facts get identical ids (JetStream drops the repeat); `observed_at` aside."""
-    if "observed_at" in message.__struct_fields__:
-        message = msgspec.structs.replace(message, observed_at=None)
-    return hashlib.sha256(encode(message)).hexdigest()[:32]
+def release_free_memory() -> None:
+    """Hand memory freed by the C heap back to the system (glibc's malloc_trim): Secrets are
+    decoded into many small allocations, and after the initial lists most of them are free but
+    would otherwise stay resident. A no-op where there is no glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return
 
 
 class Watcher:
@@ -63,33 +72,51 @@ class Watcher:
         self.kube = kube
         self.settings = settings
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[tuple[str, str, Obj]] = asyncio.Queue()
+        self.cache = Cache()
+        self.inbox: deque[tuple[str, str, Obj]] = deque()  # appended by informer threads
+        self.wake = asyncio.Event()  # the inbox got something, or a flush is asked
+        self.signalled = False  # a wake-up is on its way to the loop
+        self.room = threading.Event()  # set when held() dropped below MAX_QUEUED
         self.stop = threading.Event()
-        self.tcps: dict[TcpKey, Obj] = {}
-        self.specs: dict[TcpKey, TcpSpec | None] = {}
-        self.secrets: dict[TcpKey, dict[SecretKind, Obj]] = defaultdict(dict)
-        self.gone_secrets: dict[SecretKey, Obj] = {}
-        self.gone_tcps: dict[TcpKey, Obj] = {}
-        self.datastores: dict[str, Obj] = {}
-        self.dirty_secrets: set[SecretKey] = set()
-        self.dirty_tcps: set[TcpKey] = set()
-        self.dirty_datastores: set[str] = set()
         self.synced: dict[str, asyncio.Event] = {
             r: asyncio.Event() for r in ("secrets", "datastores", "tcps")
         }
+        self.flushes: Waiters = []
+        self.retry: set[SecretKey] = set()
+        self.retry_at: float | None = None  # monotonic time of the next re-read attempt
+        self.outbox: asyncio.Queue[tuple[asyncio.Task[list[Checked]], Waiters] | None] = (
+            asyncio.Queue(OUTBOX)
+        )
+        self.checker = CheckerProcess()
+        self.checker_idle: asyncio.TimerHandle | None = None
+        self.background: set[asyncio.Future[None]] = set()
         self.published = 0
         self.ready = False
-        self.idle = asyncio.Event()  # everything folded so far is published
 
-    # --- informer threads -> queue ---------------------------------------------------------
+    # --- informer threads -> inbox ---------------------------------------------------------
+
+    def deliver(self, item: tuple[str, str, Obj]) -> None:
+        """From an informer thread: queue `item`; wake the loop unless a wake-up is pending."""
+        self.inbox.append(item)
+        if not self.signalled:
+            self.signalled = True
+            self.loop.call_soon_threadsafe(self.wake.set)
+
+    def held(self) -> int:
+        """Objects delivered and not yet folded, or folded and not yet handed to a check."""
+        return len(self.inbox) + len(self.cache.pending)
 
     def start_informer(self, resource: str, selector: str = "") -> threading.Thread:
         def on_event(kind: str, obj: Obj) -> None:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, (resource, kind, obj))
+            while self.held() >= MAX_QUEUED:  # wait for the loop to catch up
+                self.room.clear()
+                if self.stop.is_set():
+                    return
+                self.room.wait(0.1)
+            self.deliver((resource, kind, obj))
 
         def on_synced(version: str, count: int) -> None:
-            marker = {"resourceVersion": version, "count": count}
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, (resource, "SYNCED", marker))
+            self.deliver((resource, "SYNCED", {"resourceVersion": version, "count": count}))
 
         informer = Informer(
             self.kube,
@@ -104,157 +131,176 @@ class Watcher:
         thread.start()
         return thread
 
-    # --- folding events into caches --------------------------------------------------------
+    def fold_inbox(self) -> None:
+        self.wake.clear()
+        self.signalled = False  # before draining: what arrives from now on wakes us again
+        while self.inbox:
+            resource, kind, obj = self.inbox.popleft()
+            if kind == "SYNCED":
+                self.synced[resource].set()
+            self.cache.fold(resource, kind, obj)
+        self._make_room()
 
-    def fold(self, resource: str, kind: str, obj: Obj) -> None:
-        if kind == "SYNCED":
-            self.synced[resource].set()
-            return
-        if resource == "secrets":
-            self._fold_secret(kind, obj)
-        elif resource == "tcps":
-            self._fold_tcp(kind, obj)
-        elif resource == "datastores":
-            name = str(meta(obj).get("name") or "")
-            if kind == "DELETED":
-                self.datastores.pop(name, None)
-            else:
-                self.datastores[name] = obj
-                self.dirty_datastores.add(name)
+    def _make_room(self) -> None:
+        if self.held() < MAX_QUEUED:
+            self.room.set()
 
-    def _fold_secret(self, kind: str, obj: Obj) -> None:
-        owner = owner_of(obj)
-        if owner is None:
-            return
-        tcp_name, secret_kind = owner
-        ns = str(meta(obj).get("namespace") or "")
-        key, skey = (ns, tcp_name), (ns, tcp_name, secret_kind)
-        if kind == "DELETED":
-            if self.secrets[key].pop(secret_kind, None) is not None:
-                self.gone_secrets[skey] = obj
-        else:
-            self.secrets[key][secret_kind] = obj
-            self.gone_secrets.pop(skey, None)
-        self.dirty_secrets.add(skey)
-        if secret_kind in (SecretKind.CA, SecretKind.FRONT_PROXY_CA):
-            self.dirty_secrets.update((ns, tcp_name, k) for k in self.secrets[key])
+    # --- one round: read again, check, queue for publishing --------------------------------
 
-    def _fold_tcp(self, kind: str, obj: Obj) -> None:
-        m = meta(obj)
-        key = (str(m.get("namespace") or ""), str(m.get("name") or ""))
-        if kind == "DELETED":
-            self.tcps.pop(key, None)
-            self.specs.pop(key, None)
-            self.gone_tcps[key] = obj
-        else:
-            previous = self.tcps.get(key)
-            self.tcps[key] = obj
-            self.gone_tcps.pop(key, None)
-            spec = tcp_spec(obj)
-            if previous is None or spec != self.specs.get(key):
-                self.specs[key] = spec
-                self.dirty_secrets.update((key[0], key[1], k) for k in self.secrets.get(key, {}))
-        self.dirty_tcps.add(key)
-
-    # --- facts ------------------------------------------------------------------------------
-
-    def _ca_pem(self, key: TcpKey, kind: SecretKind, data_key: str) -> bytes | None:
-        obj = self.secrets.get(key, {}).get(kind)
-        if obj is None:
-            return None
-        return secret_data(obj)[0].get(data_key)
-
-    def compute(self) -> list[tuple[str, Message]]:
-        """The messages for everything dirty, in dependency order; clears the dirty sets."""
-        now = datetime.now(UTC)
-        out: list[tuple[str, Message]] = []
-        for ns, tcp, kind in sorted(self.dirty_secrets):
-            key = (ns, tcp)
-            obj = self.secrets.get(key, {}).get(kind)
-            name = f"{tcp}-{kind.value}"
-            if obj is None:
-                gone = self.gone_secrets.pop((ns, tcp, kind), None)
-                if gone is not None:
-                    out.append(
-                        (subjects.secret_event(ns, tcp, name), secret_deleted(gone, tcp, kind, now))
-                    )
+    def _reread(self, refetch: list[tuple[SecretKey, int]]) -> list[tuple[SecretKey, Obj | None]]:
+        """Each Secret read again (None when gone); runs on a worker thread."""
+        out: list[tuple[SecretKey, Obj | None]] = []
+        for skey, _ in refetch:
+            ns, tcp, kind = skey
+            try:
+                obj: Obj | None = self.kube.get_secret(ns, f"{tcp}-{kind.value}")
+            except NotFound:
+                obj = None  # its DELETED event is on its way
+            except KubeError as exc:
+                log.warning("cannot re-read Secret %s/%s-%s: %s", ns, tcp, kind.value, exc)
+                self.retry.add(skey)
                 continue
-            observed = observe_secret(
-                obj,
-                tcp,
-                kind,
-                tcp=self.specs.get(key),
-                now=now,
-                ca_pem=self._ca_pem(key, SecretKind.CA, "ca.crt"),
-                front_proxy_ca_pem=self._ca_pem(
-                    key, SecretKind.FRONT_PROXY_CA, "front-proxy-ca.crt"
-                ),
-                datastore_ca_pem=None,
-            )
-            out.append((subjects.secret_event(ns, tcp, name), observed))
-        for name in sorted(self.dirty_datastores):
-            ds = self.datastores.get(name)
-            if ds is not None:
-                out.append(
-                    (
-                        subjects.datastore_event(name),
-                        observe_datastore(ds, ca=None, client=None, now=now),
-                    )
-                )
-        for key in sorted(self.dirty_tcps):
-            obj = self.tcps.get(key)
-            if obj is not None:
-                out.append((subjects.tcp_event(*key), observe_tcp(obj, now)))
-            elif (gone := self.gone_tcps.pop(key, None)) is not None:
-                out.append((subjects.tcp_event(*key), tcp_deleted(gone, now)))
-        self.dirty_secrets.clear()
-        self.dirty_datastores.clear()
-        self.dirty_tcps.clear()
+            out.append((skey, obj))
         return out
 
-    async def publish_all(self, messages: list[tuple[str, Message]]) -> None:
-        slots = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+    async def check(self, batch: Batch) -> list[Checked]:
+        """Check the Secrets of `batch`: in the child process when there are many."""
+        if len(batch.jobs) < CHILD_BATCH:
+            return await asyncio.to_thread(check, batch) if batch.jobs else []
+        if self.checker_idle is not None:
+            self.checker_idle.cancel()
+        try:
+            results = await self.checker.check(batch)
+        except CheckerError as exc:
+            log.warning("%s; checking in-process", exc)
+            results = await asyncio.to_thread(check, batch)
+        self._stop_checker_later()
+        return results
 
-        async def one(subject: str, message: Message) -> None:
-            async with slots:
-                await publish(self.bus, subject, encode(message), msg_id=msg_id(message))
+    def _stop_checker_later(self) -> None:
+        """Stop the child process after CHILD_IDLE seconds without a big batch."""
+        if self.checker_idle is not None:
+            self.checker_idle.cancel()
 
-        await asyncio.gather(*(one(s, m) for s, m in messages))
+        def stop() -> None:
+            self.checker_idle = None
+            self.background.add(task := asyncio.ensure_future(self.checker.stop()))
+            task.add_done_callback(self.background.discard)
+
+        self.checker_idle = self.loop.call_later(CHILD_IDLE, stop)
+
+    async def run_round(self, work: Round) -> list[Checked]:
+        """The messages of one round, in publication order."""
+        if work.refetch:
+            tcp_of = dict(work.refetch)
+            for skey, obj in await asyncio.to_thread(self._reread, work.refetch):
+                if obj is not None and self.cache.reread(skey, obj):
+                    work.batch.jobs.append(Job(tcp_of[skey], skey[2].value, obj))
+            if self.retry:
+                self.retry_at = time.monotonic() + REFETCH_RETRY
+        checked = await self.check(work.batch)
+        return [*work.deleted, *checked, *work.others]
+
+    async def publish_all(self, messages: list[Checked]) -> None:
+        """Publish with up to PUBLISH_CONCURRENCY acknowledgements outstanding."""
+        todo = iter(messages)
+
+        async def worker() -> None:
+            for m in todo:
+                await publish(self.bus, m.subject, m.payload, msg_id=m.msg_id)
+
+        await asyncio.gather(*(worker() for _ in range(min(PUBLISH_CONCURRENCY, len(messages)))))
         self.published += len(messages)
+
+    async def _send(self) -> None:
+        """Publish the rounds in the order they were taken."""
+        while (item := await self.outbox.get()) is not None:
+            self.wake.set()  # room in the outbox: the loop may take another round
+            task, waiting = item
+            messages = await task
+            if messages:
+                await self.publish_all(messages)
+            for done in waiting:
+                if not done.done():
+                    done.set_result(None)
 
     # --- the loop ---------------------------------------------------------------------------
 
+    async def _wait(self, stop: asyncio.Event, sender: asyncio.Task[None]) -> None:
+        """Until something arrived, a flush is asked, the outbox has room, a re-read is due,
+        the sender failed, or stop."""
+        timeout = None if self.retry_at is None else max(0.0, self.retry_at - time.monotonic())
+        waits: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(self.wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+            sender,
+        }
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            if w is not sender:
+                w.cancel()
+
     async def run_publisher(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            getter = asyncio.create_task(self.queue.get())
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if getter not in done:
-                getter.cancel()
-                return
-            self.idle.clear()
-            self.fold(*getter.result())
-            while not self.queue.empty():
-                self.fold(*self.queue.get_nowait())
-            messages = await asyncio.to_thread(self.compute)
-            if messages:
-                await self.publish_all(messages)
-            if self.queue.empty():
-                self.idle.set()
+        """Fold what arrives; take rounds while the outbox has room (rounds are read again and
+        checked concurrently, in order in the child, and published in the order taken)."""
+        sender = asyncio.create_task(self._send())
+        try:
+            while not stop.is_set():
+                await self._wait(stop, sender)
+                if sender.done():
+                    sender.result()  # a failed round or publish stops the watcher with its error
+                if stop.is_set():
+                    break
+                self.fold_inbox()
+                if self.retry_at is not None and time.monotonic() >= self.retry_at:
+                    self.cache.dirty_secrets |= self.retry
+                    self.retry.clear()
+                    self.retry_at = None
+                while (self.cache.has_work() or self.flushes) and not self.outbox.full():
+                    work = self.cache.take(datetime.now(UTC), ROUND_LIMIT)
+                    self._make_room()
+                    waiting: Waiters = []
+                    if not self.cache.has_work():  # the round took everything: flushes are met
+                        waiting, self.flushes = self.flushes, []
+                    self.outbox.put_nowait((asyncio.create_task(self.run_round(work)), waiting))
+        finally:
+            if not sender.done():
+                await self.outbox.put(None)
+                with contextlib.suppress(Exception):
+                    await sender
+            await self.checker.stop()
+
+    async def flush(self) -> None:
+        """Wait until everything delivered so far is folded, and its facts published."""
+        done = self.loop.create_future()
+        self.flushes.append(done)
+        self.wake.set()
+        await done
 
     async def start(self) -> None:
-        """Initial lists in dependency order, then `WatcherSynced`."""
-        selector = self.settings.watch_label_selector
-        for resource in ("secrets", "datastores", "tcps"):
-            self.start_informer(resource, selector if resource == "secrets" else "")
+        """TCPs and DataStores, then the Secrets; publish Secrets, DataStores, TCPs, then
+        `WatcherSynced`."""
+        try:
+            await self.checker.start()  # ready by the time the first page of Secrets arrives
+        except CheckerError as exc:
+            log.warning("%s; Secrets will be checked in-process", exc)
+        self._stop_checker_later()
+        for resource in ("tcps", "datastores"):
+            self.start_informer(resource)
+        for resource in ("tcps", "datastores"):
             await self.synced[resource].wait()
-            await self.idle.wait()
-        tcps, secrets = len(self.tcps), sum(len(v) for v in self.secrets.values())
+        self.start_informer("secrets", self.settings.watch_label_selector)
+        await self.synced["secrets"].wait()
+        await self.flush()
+        self.cache.holding = False
+        await self.flush()
+        tcps, secrets = self.cache.counts()
         marker = WatcherSynced(
             resource_version="", tcps=tcps, secrets=secrets, at=datetime.now(UTC)
         )
         await publish(self.bus, subjects.WATCHER_SYNCED, encode(marker), msg_id=None)
+        await self.checker.stop()  # a re-list of many Secrets starts it again
+        release_free_memory()  # the pages that held the initial lists
         self.ready = True
         log.info("initial lists published: %d TCPs, %d Secrets", tcps, secrets)
 
@@ -272,9 +318,14 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         if settings.health_port >= 0:
             await health.start()
         publisher = asyncio.create_task(watcher.run_publisher(stop))
-        await watcher.start()
-        await stop.wait()
+        starter = asyncio.create_task(watcher.start())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({starter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if starter.done():
+            starter.result()  # a failed start stops the service with its error
+        await stopper
         watcher.stop.set()
+        starter.cancel()
         await publisher
         await health.stop()
     finally:

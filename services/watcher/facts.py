@@ -4,19 +4,28 @@ A Secret becomes a `SecretObserved` carrying public certificate facts (serial, s
 SANs, validity, fingerprint) and the time-independent problems libs.pki finds (key mismatch,
 wrong signer, SAN missing, unparseable, ...). Time-based judgements (expiring, not yet valid)
 are left to lifecycle, which owns the clock and the deadline. Key bytes never leave here.
+`msg_id` gives identical facts the same de-duplication id. `check` turns a `Batch` of Secrets
+(with what their checks need of their TCPs) into `Checked` messages ready to publish; the batch
+types are plain msgspec Structs, so a batch can be checked in another process.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
+from libs.contracts import subjects
+from libs.contracts.codec import encode
 from libs.contracts.messages import (
     CertFacts,
     DataStoreObserved,
+    Message,
     Problem,
     SecretDeleted,
     SecretObserved,
@@ -32,14 +41,26 @@ from libs.pki import (
     ReasonCode,
     SecretKind,
     TcpSpec,
+    gather,
     kind_from_secret_name,
-    renewal_reasons,
     split_secret_name,
-    summarize,
 )
+from libs.pki.inspect import summarize_material
+from libs.pki.material import Material
+from libs.pki.validate import reasons_for_material
 
 Obj = Mapping[str, Any]
 TIME_CODES = frozenset({ReasonCode.EXPIRED, ReasonCode.EXPIRING, ReasonCode.NOT_YET_VALID})
+_id_encoder = msgspec.json.Encoder()
+
+
+def msg_id(message: Message) -> str:
+    """Identical facts get identical ids (JetStream drops the repeat); `observed_at` aside."""
+    fields = msgspec.structs.asdict(message)  # shallow, and no re-validation as replace() does
+    fields.pop("observed_at", None)
+    digest = hashlib.sha256(type(message).__name__.encode())
+    digest.update(_id_encoder.encode(fields))
+    return digest.hexdigest()[:32]
 
 
 def meta(obj: Obj) -> Mapping[str, Any]:
@@ -84,13 +105,13 @@ def cert_facts(s: CertSummary) -> CertFacts:
     )
 
 
-def _summary(kind: SecretKind, data: Mapping[str, bytes]) -> CertSummary | None:
-    if kind in (SecretKind.SA, SecretKind.DATASTORE_CONFIG):
+def _summary(material: Material) -> CertSummary | None:
+    if material.kind in (SecretKind.SA, SecretKind.DATASTORE_CONFIG):
         return None
     try:
-        return summarize(kind, data)
+        return summarize_material(material)
     except PkiError:
-        return None  # renewal_reasons names what is wrong
+        return None  # the checks name what is wrong
 
 
 def observe_secret(
@@ -109,6 +130,7 @@ def observe_secret(
     m = meta(secret)
     annotations = m.get("annotations") or {}
     data, broken = secret_data(secret)
+    material = gather(kind, data)  # parsed once, for the checks and the summary
     problems = [
         Problem(code=ReasonCode.UNPARSEABLE.value, message=f"data key {k!r} is not valid base64")
         for k in broken
@@ -119,8 +141,8 @@ def observe_secret(
             SecretKind.DATASTORE_CERTIFICATE: datastore_ca_pem,
         }.get(kind)
         try:
-            reasons = renewal_reasons(
-                kind, data, tcp, now=now, current_ca_pem=ca_pem, signer_ca_pem=signer
+            reasons = reasons_for_material(
+                material, data, tcp, now=now, current_ca_pem=ca_pem, signer_ca_pem=signer
             )
         except PkiError as exc:  # a broken CA passed in: the CA's own event reports it
             reasons = ()
@@ -130,7 +152,7 @@ def observe_secret(
             for r in reasons
             if r.code not in TIME_CODES
         )
-    summary = _summary(kind, data)
+    summary = _summary(material)
     return SecretObserved(
         namespace=str(m.get("namespace") or ""),
         tcp=tcp_name,
@@ -215,3 +237,57 @@ def observe_datastore(
         client_cert=cert_facts(client) if client is not None else None,
         observed_at=now,
     )
+
+
+# --- checking Secrets in bulk (here or in the checker child process) -----------------------
+
+
+class Tcp(msgspec.Struct, array_like=True, frozen=True):
+    """What the checks of one TCP's Secrets need besides the Secrets."""
+
+    namespace: str
+    name: str
+    spec: TcpSpec | None
+    ca_pem: bytes | None
+    front_proxy_ca_pem: bytes | None
+
+
+class Job(msgspec.Struct, array_like=True, frozen=True):
+    tcp: int  # index into Batch.tcps
+    kind: str
+    secret: dict[str, Any]
+
+
+class Batch(msgspec.Struct, array_like=True, frozen=True):
+    now: datetime
+    tcps: list[Tcp]
+    jobs: list[Job]
+
+
+class Checked(msgspec.Struct, array_like=True, frozen=True):
+    """A message ready to publish: subject, encoded payload, de-duplication id."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+
+
+def check(batch: Batch) -> list[Checked]:
+    """The `SecretObserved` of every job, encoded (pure)."""
+    out: list[Checked] = []
+    for job in batch.jobs:
+        tcp = batch.tcps[job.tcp]
+        kind = SecretKind(job.kind)
+        observed = observe_secret(
+            job.secret,
+            tcp.name,
+            kind,
+            tcp=tcp.spec,
+            now=batch.now,
+            ca_pem=tcp.ca_pem,
+            front_proxy_ca_pem=tcp.front_proxy_ca_pem,
+            datastore_ca_pem=None,
+        )
+        subject = subjects.secret_event(tcp.namespace, tcp.name, f"{tcp.name}-{kind.value}")
+        out.append(Checked(subject, encode(observed), msg_id(observed)))
+    return out

@@ -1,0 +1,545 @@
+"""certlc speed and memory targets, measured on this machine: `python -m benchmarks.pipeline_bench`.
+
+Three scenarios, each against a fresh nats-server, the Kubernetes API stand-in (in this process)
+and the four services as separate processes:
+
+- deletion: 100 TCPs managed; 100 trials, each deleting the four x509 Secrets of one TCP; time
+  until all four are back, and until the Deployment's pod template is patched (p50/p99).
+- renewal: 50 TCPs issued by certlc; every leaf certificate (x509 + kubeconfig targets, 8 per
+  TCP) rotated at once through the rotate API; certificates per second against a plain loop of
+  `mint_secret_data` over the same kinds in this process (measured before and after).
+- scale: 1,000 TCPs (13,000 valid Secrets, seeded straight into the stand-in); time from
+  starting the services to steady state, resident memory per service, idle CPU per service.
+
+Prints a table of figures with targets and PASS/FAIL. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+
+from benchmarks.fleet import KeyPool, seed_fleet
+from benchmarks.probes import BenchStack, BusRecorder, ProcStat, wait_for, workdir
+from libs.contracts.api import RotateRequest, Target
+from libs.contracts.codec import encode
+from libs.devenv.stack import seed_tenant
+from libs.pki import SecretKind, TcpSpec, mint_secret_data, signer_from_secret_data
+
+X509 = (
+    SecretKind.APISERVER,
+    SecretKind.APISERVER_KUBELET_CLIENT,
+    SecretKind.FRONT_PROXY_CLIENT,
+    SecretKind.KONNECTIVITY_CERTIFICATE,
+)
+KUBECONFIGS = (
+    SecretKind.ADMIN_KUBECONFIG,
+    SecretKind.CONTROLLER_MANAGER_KUBECONFIG,
+    SecretKind.SCHEDULER_KUBECONFIG,
+    SecretKind.KONNECTIVITY_KUBECONFIG,
+)
+SERVICES = ("watcher", "lifecycle", "issuer", "rollout")
+
+
+@dataclass
+class Row:
+    scenario: str
+    figure: str
+    value: str
+    target: str = ""
+    ok: bool | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.ok is None else ("PASS" if self.ok else "FAIL")
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(
+        self, scenario: str, figure: str, value: str, target: str = "", ok: bool | None = None
+    ) -> None:
+        self.rows.append(Row(scenario, figure, value, target, ok))
+        print(
+            f"  {figure}: {value}"
+            + (f"  (target {target}: {self.rows[-1].verdict})" if target else ""),
+            flush=True,
+        )
+
+    def table(self) -> str:
+        head = ("scenario", "figure", "measured", "target", "")
+        rows = [head] + [(r.scenario, r.figure, r.value, r.target, r.verdict) for r in self.rows]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (p99 of 100 values is the 99th smallest)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+# --- deletion -------------------------------------------------------------------------------
+
+
+def _labels(deployment: dict[str, Any]) -> dict[str, str]:
+    return dict(deployment["spec"]["template"]["metadata"].get("labels") or {})
+
+
+def deletion_trial(stack: BenchStack, tcp: str, timeout: float = 30.0) -> tuple[float, float]:
+    """Delete the four x509 Secrets of `tcp`; (seconds until all four are back, seconds until
+    the Deployment's pod template changed), from the first delete. Timed by a subscription on
+    the stand-in's store, so no polling delay is added."""
+    sim = stack.sim
+    assert sim is not None
+    names = {f"{tcp}-{k.value}" for k in X509}
+    template = _labels(sim.get("deployments", tcp))
+    sub = sim.store.subscribe_all([sim.resource("secrets"), sim.resource("deployments")])
+    try:
+        start = time.monotonic()
+        for name in sorted(names):
+            sim.delete("secrets", name)
+        back: set[str] = set()
+        t_back = t_patch = None
+        while t_back is None or t_patch is None:
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"trial on {tcp}: back {sorted(back)}, patched {t_patch}")
+            for change in sub.take(0.5):
+                now = time.monotonic()
+                obj = change.new.obj
+                name = obj["metadata"]["name"]
+                if change.rt.plural == "secrets" and change.type == "ADDED" and name in names:
+                    back.add(name)
+                    if back == names:
+                        t_back = now - start
+                elif (
+                    change.rt.plural == "deployments"
+                    and name == tcp
+                    and t_patch is None
+                    and _labels(obj) != template
+                ):
+                    t_patch = now - start
+        return t_back, t_patch
+    finally:
+        sim.store.unsubscribe(sub)
+
+
+def wait_quiet(
+    stats: dict[str, ProcStat], *, window: float = 1.0, budget: float = 0.03, timeout: float = 120.0
+) -> float:
+    """Block until the services together used at most `budget` CPU seconds over `window`;
+    returns the monotonic time the quiet window began."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        begin = time.monotonic()
+        before = sum(s.cpu_seconds() for s in stats.values())
+        time.sleep(window)
+        if sum(s.cpu_seconds() for s in stats.values()) - before <= budget:
+            return begin
+    raise TimeoutError("the services never went quiet")
+
+
+def run_deletion(args: argparse.Namespace, report: Report) -> None:
+    log(
+        f"deletion: {args.deletion_tcps} TCPs, {args.trials} trials "
+        f"(CERTLC_SETTLE={args.settle}, CERTLC_ROLLOUT_SETTLE={args.rollout_settle})"
+    )
+    stack = BenchStack(workdir(args.keep), settings=_settings(args), ready_delay=0.1)
+    try:
+        sim = stack.start_infra()
+        fleet = seed_fleet(sim, args.deletion_tcps, KeyPool(), deployments=True)
+        log(f"seeded {fleet.secrets} Secrets; starting the services")
+        stack.make_services().start(timeout=120)
+        wait_quiet(stack.pids(), window=1.5)
+        back: list[float] = []
+        patched: list[float] = []
+        for i in range(args.trials):
+            tcp = fleet.names[i % len(fleet.names)]
+            t_back, t_patch = deletion_trial(stack, tcp)
+            back.append(t_back)
+            patched.append(t_patch)
+            if (i + 1) % 20 == 0:
+                log(
+                    f"  {i + 1} trials; slowest so far: back {max(back):.3f} s (trial "
+                    f"{back.index(max(back)) + 1}), patched {max(patched):.3f} s (trial "
+                    f"{patched.index(max(patched)) + 1})"
+                )
+            time.sleep(args.gap)
+        scenario = f"deletion ({len(back)} trials, {args.deletion_tcps} TCPs)"
+        p99b, p99p = percentile(back, 99), percentile(patched, 99)
+        report.add(scenario, "all four Secrets back, p50", f"{statistics.median(back):.3f} s")
+        report.add(scenario, "all four Secrets back, p99", f"{p99b:.3f} s", "<= 1 s", p99b <= 1.0)
+        report.add(scenario, "all four Secrets back, max", f"{max(back):.3f} s")
+        report.add(scenario, "Deployment patched, p50", f"{statistics.median(patched):.3f} s")
+        report.add(scenario, "Deployment patched, p99", f"{p99p:.3f} s", "<= 2 s", p99p <= 2.0)
+        report.add(scenario, "Deployment patched, max", f"{max(patched):.3f} s")
+    finally:
+        stack.stop()
+
+
+# --- renewal --------------------------------------------------------------------------------
+
+
+def mint_loop(count: int) -> float:
+    """Certificates per second of a plain loop: RSA-2048 key + signature via
+    `mint_secret_data`, over the renewal's kinds in turn (x509 and kubeconfig)."""
+    now = datetime.now(UTC)
+    tcp = TcpSpec(name="bench", namespace="default", address="172.18.255.200")
+    ca = mint_secret_data(SecretKind.CA, tcp, now=now)
+    front_proxy = mint_secret_data(SecretKind.FRONT_PROXY_CA, tcp, now=now)
+    signers = {
+        SecretKind.CA: signer_from_secret_data(SecretKind.CA, ca),
+        SecretKind.FRONT_PROXY_CA: signer_from_secret_data(SecretKind.FRONT_PROXY_CA, front_proxy),
+    }
+    kinds = (*X509, *KUBECONFIGS)
+    start = time.perf_counter()
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        signer = signers[
+            SecretKind.FRONT_PROXY_CA if kind is SecretKind.FRONT_PROXY_CLIENT else SecretKind.CA
+        ]
+        mint_secret_data(kind, tcp, now=now, signer=signer)
+    return count / (time.perf_counter() - start)
+
+
+async def _rotate_all(url: str, tcps: Sequence[str]) -> list[bytes]:
+    nc = await nats.connect(url)
+    try:
+        requests = [
+            encode(
+                RotateRequest(namespace="default", tcp=tcp, target=target, requester="benchmark")
+            )
+            for tcp in tcps
+            for target in (Target.X509, Target.KUBECONFIG)
+        ]
+        replies = await asyncio.gather(
+            *(nc.request("certlc.api.v1.rotate", r, timeout=30) for r in requests)
+        )
+        for reply in replies:
+            if reply.headers and reply.headers.get("Nats-Service-Error-Code"):
+                raise RuntimeError(f"rotate request refused: {reply.headers}")
+        return [bytes(r.data) for r in replies]
+    finally:
+        await nc.close()
+
+
+def _issued_settled(recorder: BusRecorder, quiet: float) -> bool:
+    audit = recorder.matching("certlc.audit.")
+    return bool(audit) and time.monotonic() - audit[-1].at > quiet
+
+
+def renew_once(stack: BenchStack, recorder: BusRecorder, tcps: Sequence[str]) -> tuple[int, float]:
+    """Rotate every leaf of `tcps` at once; (certificates issued, seconds from the first request
+    to the last certificate written)."""
+    expected = len(tcps) * (len(X509) + len(KUBECONFIGS))
+    start = time.monotonic()
+    asyncio.run(_rotate_all(stack.url, tcps))
+    issued = wait_for(
+        lambda: (
+            found
+            if len(found := recorder.matching(".certificate-issued", start)) >= expected
+            else None
+        ),
+        300,
+        f"{expected} certificates issued",
+    )
+    return len(issued), issued[-1].at - start
+
+
+def run_renewal(args: argparse.Namespace, report: Report) -> None:
+    n = args.renewal_tcps
+    log(f"renewal: {n} TCPs issued by certlc, then every leaf rotated at once")
+    stack = BenchStack(workdir(args.keep), settings=_settings(args), ready_delay=0.1)
+    try:
+        sim = stack.start_infra()
+        services = stack.make_services().start(timeout=120)
+        recorder = BusRecorder(stack.url, ["certlc.audit.>"]).start()
+        tcps = [f"renew-{i:03d}" for i in range(n)]
+        for name in tcps:
+            seed_tenant(sim, name)
+        wait_for(
+            lambda: len(sim.list("secrets", "default")) >= 13 * n, 600, "the fleet issued", 0.5
+        )
+        wait_for(lambda: _issued_settled(recorder, 3.0), 300, "the fleet settled", 0.5)
+        log(f"{n} TCPs issued by certlc; measuring")
+        scenario = f"renewal ({n} TCPs, {n * 8} certificates)"
+        _renewal_round(args, stack, recorder, tcps, report, scenario, "warm issuer")
+        if args.cold:
+            services.restart("issuer")
+            wait_for(lambda: _issued_settled(recorder, 3.0), 300, "the fleet settled", 0.5)
+            _renewal_round(
+                args, stack, recorder, tcps, report, scenario, "issuer just restarted", target=False
+            )
+        recorder.stop()
+    finally:
+        stack.stop()
+
+
+def _renewal_round(
+    args: argparse.Namespace,
+    stack: BenchStack,
+    recorder: BusRecorder,
+    tcps: Sequence[str],
+    report: Report,
+    scenario: str,
+    label: str,
+    *,
+    target: bool = True,
+) -> None:
+    loop_before = mint_loop(args.loop_certs)
+    issuer = stack.pids()["issuer"]
+    cpu0 = issuer.cpu_seconds()
+    count, seconds = renew_once(stack, recorder, tcps)
+    issuer_cpu = issuer.cpu_seconds() - cpu0
+    wait_for(lambda: _issued_settled(recorder, 3.0), 300, "the renewal settled", 0.5)
+    loop_after = mint_loop(args.loop_certs)
+    loop = 2 / (1 / loop_before + 1 / loop_after)  # same number of certificates in each run
+    rate = count / seconds
+    ratio = rate / loop
+    report.add(
+        scenario, f"{label}: issuer throughput", f"{rate:.2f} cert/s ({count} in {seconds:.1f} s)"
+    )
+    report.add(
+        scenario,
+        f"{label}: plain mint loop",
+        f"{loop:.2f} cert/s (before {loop_before:.2f}, after {loop_after:.2f})",
+    )
+    report.add(
+        scenario, f"{label}: issuer CPU busy", f"{100 * issuer_cpu / seconds:.0f} % of a core"
+    )
+    report.add(
+        scenario,
+        f"{label}: throughput / plain loop",
+        f"{ratio:.2f}",
+        ">= 0.85" if target else "",
+        ratio >= 0.85 if target else None,
+    )
+
+
+# --- scale ----------------------------------------------------------------------------------
+
+
+class CpuSampler:
+    """Samples the CPU time of the services and their children every `interval` seconds on a
+    thread. A process that exits keeps its last reading, so totals never go down."""
+
+    def __init__(self, stats: Callable[[], dict[str, ProcStat]], interval: float = 0.1) -> None:
+        self.stats = stats
+        self.interval = interval
+        self.seen: dict[tuple[str, int], float] = {}  # (service, pid) -> CPU seconds
+        self.samples: list[tuple[float, float]] = []  # (monotonic, total CPU seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _read(self) -> None:
+        for name, stat in self.stats().items():
+            for proc in (stat, *stat.children()):
+                try:
+                    self.seen[(name, proc.pid)] = proc.cpu_seconds()
+                except FileNotFoundError:
+                    continue
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._read()
+            self.samples.append((time.monotonic(), sum(self.seen.values())))
+            self._stop.wait(self.interval)
+
+    def start(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+
+    def per_service(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (name, _), cpu in self.seen.items():
+            out[name] = out.get(name, 0.0) + cpu
+        return out
+
+    def quiet_since(self, after: float, window: float, budget: float) -> float | None:
+        """The start of the first `window`-long stretch after `after` in which the services
+        used at most `budget` CPU seconds together, if there is one yet."""
+        samples = [s for s in self.samples if s[0] >= after]
+        for i, (t0, c0) in enumerate(samples):
+            for t1, c1 in samples[i + 1 :]:
+                if c1 - c0 > budget:
+                    break
+                if t1 - t0 >= window:
+                    return t0
+        return None
+
+
+def _metric_series(port: int, name: str) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+        return sum(1 for line in r.read().decode().splitlines() if line.startswith(name + "{"))
+
+
+def run_scale(args: argparse.Namespace, report: Report) -> None:
+    n = args.scale_tcps
+    log(f"scale: {n} TCPs ({13 * n} Secrets) seeded straight into the stand-in")
+    stack = BenchStack(workdir(args.keep), settings=_settings(args), ready_delay=0.1)
+    try:
+        sim = stack.start_infra()
+        started = time.monotonic()
+        fleet = seed_fleet(sim, n, KeyPool(), progress=lambda i: log(f"  {i} TCPs seeded"))
+        took = time.monotonic() - started
+        log(f"seeded {fleet.secrets} Secrets in {took:.0f} s; starting the services")
+        recorder = BusRecorder(
+            stack.url, ["certlc.events.watcher.synced", "certlc.rotate.>"]
+        ).start()
+        services = stack.make_services()
+        sampler = CpuSampler(stack.pids)
+        assert stack.nats is not None
+        others = {
+            "nats-server": ProcStat(stack.nats.pid or 0),
+            "stand-in": ProcStat(os.getpid()),
+        }
+        start_cpu = {name: stat.cpu_seconds() for name, stat in others.items()}
+        t0 = time.monotonic()
+        for process in services.processes:
+            process.start()
+        sampler.start()  # from the first moment, so the watcher's checker child is counted
+        services.wait_ready(300)
+        t_ready = time.monotonic()
+        synced = wait_for(lambda: recorder.matching("watcher.synced"), 300, "WatcherSynced")
+        t_synced = synced[0].at
+        steady = wait_for(
+            lambda: sampler.quiet_since(max(t_ready, t_synced), window=1.0, budget=0.05),
+            300,
+            "steady state",
+            0.2,
+        )
+        sampler.stop()
+        stats = stack.pids()
+        startup_cpu = sampler.per_service()
+        startup_cpu.update({n: st.cpu_seconds() - start_cpu[n] for n, st in others.items()})
+        rss = {name: stats[name].rss_mb() for name in SERVICES}
+        peak = {name: stats[name].peak_rss_mb() for name in SERVICES}
+        for name in SERVICES:  # a service's child processes count as the service
+            for child in stats[name].children():
+                rss[name] += child.rss_mb()
+                peak[name] += child.peak_rss_mb()
+        log(f"steady after {steady - t0:.1f} s; measuring idle CPU for {args.idle:.0f} s")
+        cpu0 = {name: stats[name].cpu_seconds() for name in SERVICES}
+        w0 = time.monotonic()
+        time.sleep(args.idle)
+        idle = {
+            name: 100 * (stats[name].cpu_seconds() - cpu0[name]) / (time.monotonic() - w0)
+            for name in SERVICES
+        }
+        rotations = len(recorder.matching("certlc.rotate."))
+        recorder.stop()
+        lifecycle_port = services.by_name("lifecycle")[0].port
+        series = _metric_series(lifecycle_port, "certlc_certificate_expiration_timestamp_seconds")
+        scenario = f"scale ({n} TCPs, {fleet.secrets} Secrets)"
+        total = steady - t0
+        report.add(scenario, "services started -> all /readyz", f"{t_ready - t0:.1f} s")
+        report.add(scenario, "services started -> WatcherSynced", f"{t_synced - t0:.1f} s")
+        report.add(
+            scenario, "services started -> steady state", f"{total:.1f} s", "<= 10 s", total <= 10
+        )
+        report.add(
+            scenario,
+            "CPU seconds until steady state",
+            ", ".join(f"{name} {cpu:.1f}" for name, cpu in startup_cpu.items()),
+        )
+        report.add(scenario, "rotate commands published", str(rotations), "0", rotations == 0)
+        report.add(scenario, "certificates lifecycle evaluated", f"{series} (gauge series)")
+        for name in SERVICES:
+            report.add(
+                scenario,
+                f"{name} VmRSS (peak VmHWM), children included",
+                f"{rss[name]:.0f} MB ({peak[name]:.0f} MB)",
+                "<= 200 MB",
+                rss[name] <= 200,
+            )
+        for name in SERVICES:
+            report.add(
+                scenario,
+                f"{name} idle CPU over {args.idle:.0f} s",
+                f"{idle[name]:.2f} %",
+                "< 2 %",
+                idle[name] < 2,
+            )
+    finally:
+        stack.stop()
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> dict[str, str]:
+    return {"CERTLC_SETTLE": args.settle, "CERTLC_ROLLOUT_SETTLE": args.rollout_settle}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.pipeline_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--scenario", choices=("deletion", "renewal", "scale", "all"), default="all")
+    p.add_argument("--settle", default="100ms", help="CERTLC_SETTLE (default 100ms)")
+    p.add_argument(
+        "--rollout-settle", default="500ms", help="CERTLC_ROLLOUT_SETTLE (default 500ms)"
+    )
+    p.add_argument("--trials", type=int, default=100)
+    p.add_argument("--deletion-tcps", type=int, default=100)
+    p.add_argument("--gap", type=float, default=0.3, help="seconds between deletion trials")
+    p.add_argument("--renewal-tcps", type=int, default=50)
+    p.add_argument("--loop-certs", type=int, default=128, help="certificates per plain-loop run")
+    p.add_argument(
+        "--no-cold",
+        dest="cold",
+        action="store_false",
+        help="skip the second renewal round with a freshly restarted issuer",
+    )
+    p.add_argument("--scale-tcps", type=int, default=1000)
+    p.add_argument("--idle", type=float, default=30.0, help="seconds of idle CPU measurement")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (service logs)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = Report()
+    scenarios = {"deletion": run_deletion, "renewal": run_renewal, "scale": run_scale}
+    chosen = list(scenarios) if args.scenario == "all" else [args.scenario]
+    began = time.monotonic()
+    for name in chosen:
+        scenarios[name](args, report)
+    print()
+    print(report.table())
+    print(f"\n{len(chosen)} scenario(s) in {time.monotonic() - began:.0f} s on this machine")
+    return 0 if all(r.ok is not False for r in report.rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

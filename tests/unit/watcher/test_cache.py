@@ -1,0 +1,127 @@
+"""The watcher's cache: what it keeps, and what each round hands over."""
+
+from __future__ import annotations
+
+import msgspec
+
+from libs.contracts.messages import SecretDeleted, SecretObserved, TcpObserved
+from libs.pki import SecretKind
+from services.watcher.cache import Cache
+from services.watcher.facts import check
+from tests.unit.pki._support import NOW, TCP
+from tests.unit.watcher._objects import KINDS, secret_object, tcp_object
+
+LEAF = SecretKind.APISERVER
+decode = msgspec.json.Decoder(SecretObserved | SecretDeleted | TcpObserved).decode
+
+
+def listed_cache() -> Cache:
+    """A cache that has seen the TCP and all its Secrets, with every list complete."""
+    cache = Cache()
+    cache.fold("tcps", "ADDED", tcp_object())
+    for kind in KINDS:
+        cache.fold("secrets", "ADDED", secret_object(kind))
+    cache.fold("secrets", "SYNCED", {})
+    return cache
+
+
+def test_should_check_every_secret_once_with_its_tcp_and_cas_and_find_nothing_wrong() -> None:
+    cache = listed_cache()
+    work = cache.take(NOW)
+    assert not work.refetch
+    assert sorted(j.kind for j in work.batch.jobs) == sorted(k.value for k in KINDS)
+    (tcp,) = work.batch.tcps
+    assert tcp.spec == TCP
+    assert tcp.ca_pem is not None
+    assert tcp.front_proxy_ca_pem is not None
+    for message in check(work.batch):
+        observed = decode(message.payload)
+        assert isinstance(observed, SecretObserved)
+        assert observed.problems == (), observed.name
+
+
+def test_should_keep_no_secret_data_once_handed_over() -> None:
+    cache = listed_cache()
+    cache.take(NOW)
+    assert cache.pending == {}
+    refs = cache.secrets[(TCP.namespace, TCP.name)]
+    assert refs[LEAF].resource_version == "1"
+    assert not cache.has_work()
+
+
+def test_should_hold_a_secret_back_until_its_tcps_cas_are_seen_during_the_initial_list() -> None:
+    cache = Cache()
+    cache.fold("tcps", "ADDED", tcp_object())
+    cache.fold("secrets", "ADDED", secret_object(LEAF))
+    assert cache.take(NOW).batch.jobs == []
+    cache.fold("secrets", "ADDED", secret_object(SecretKind.CA))
+    cache.fold("secrets", "ADDED", secret_object(SecretKind.FRONT_PROXY_CA))
+    work = cache.take(NOW)
+    assert sorted(j.kind for j in work.batch.jobs) == sorted(
+        k.value for k in (LEAF, SecretKind.CA, SecretKind.FRONT_PROXY_CA)
+    )
+    assert not work.refetch
+
+
+def test_should_check_held_back_secrets_once_the_list_is_complete_even_without_cas() -> None:
+    cache = Cache()
+    cache.fold("secrets", "ADDED", secret_object(LEAF))
+    assert cache.take(NOW).batch.jobs == []
+    cache.fold("secrets", "SYNCED", {})
+    assert [j.kind for j in cache.take(NOW).batch.jobs] == [LEAF.value]
+
+
+def test_should_report_a_deleted_secret_with_its_last_identity() -> None:
+    cache = listed_cache()
+    cache.take(NOW)
+    cache.fold("secrets", "DELETED", secret_object(LEAF, version="2"))
+    work = cache.take(NOW)
+    (message,) = work.deleted
+    deleted = decode(message.payload)
+    assert isinstance(deleted, SecretDeleted)
+    assert (deleted.name, deleted.resource_version) == (f"{TCP.name}-{LEAF.value}", "2")
+
+
+def test_should_list_the_secrets_to_read_again_when_their_ca_changes() -> None:
+    cache = listed_cache()
+    cache.take(NOW)
+    cache.fold("secrets", "MODIFIED", secret_object(SecretKind.CA, version="2"))
+    work = cache.take(NOW)
+    assert [j.kind for j in work.batch.jobs] == [SecretKind.CA.value]
+    assert sorted(s[2] for s, _ in work.refetch) == sorted(
+        k for k in KINDS if k is not SecretKind.CA
+    )
+    skey, _ = work.refetch[0]
+    assert cache.reread(skey, secret_object(skey[2], version="3"))
+    assert cache.secrets[skey[:2]][skey[2]].resource_version == "3"
+
+
+def test_should_hold_tcp_facts_back_while_holding_and_send_them_last() -> None:
+    cache = listed_cache()
+    assert cache.take(NOW).others == []
+    cache.holding = False
+    work = cache.take(NOW)
+    (message,) = work.others
+    assert isinstance(decode(message.payload), TcpObserved)
+
+
+def test_should_take_at_most_the_limit_and_leave_the_rest_and_the_tcp_facts_for_later() -> None:
+    cache = listed_cache()
+    cache.holding = False
+    first = cache.take(NOW, limit=5)
+    assert len(first.batch.jobs) == 5
+    assert first.others == []
+    assert cache.has_work()
+    second = cache.take(NOW, limit=100)
+    assert len(second.batch.jobs) == len(KINDS) - 5
+    assert len(second.others) == 1
+    assert not cache.has_work()
+
+
+def test_should_ignore_secrets_that_belong_to_no_tcp() -> None:
+    cache = Cache()
+    obj = secret_object(LEAF)
+    obj["metadata"]["name"] = "unrelated"
+    obj["metadata"]["labels"] = {}
+    cache.fold("secrets", "ADDED", obj)
+    assert not cache.has_work()
