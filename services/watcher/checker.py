@@ -88,6 +88,7 @@ class CheckerProcess:
     def __init__(self, command: Sequence[str] = CHILD_COMMAND) -> None:
         self.command = tuple(command)
         self.proc: asyncio.subprocess.Process | None = None
+        self.failed: list[asyncio.subprocess.Process] = []  # killed children, reaped by stop()
         self.reader: asyncio.Task[None] | None = None
         self.answers: deque[tuple[asyncio.Future[list[Checked]], int]] = deque()
         self.write_lock = asyncio.Lock()
@@ -152,6 +153,8 @@ class CheckerProcess:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+        if proc not in self.failed:
+            self.failed.append(proc)
         if self.proc is not None and self.proc is not proc:
             return  # a newer child owns the batches waiting now
         self.proc = None
@@ -161,9 +164,14 @@ class CheckerProcess:
                 answer.set_exception(CheckerError(message))
 
     async def stop(self) -> None:
-        """End the child once it has answered every batch it was given."""
+        """End the child once it has answered every batch it was given; reap failed ones."""
         async with self.write_lock:
             proc, reader, self.proc = self.proc, self.reader, None
+            failed, self.failed = self.failed, []
+            for dead in failed:
+                if dead is not proc:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(dead.wait(), 10)
             if proc is None:
                 return
             if proc.stdin is not None:
