@@ -23,6 +23,7 @@ from libs.kubesim.faults import Faults
 from libs.kubesim.negotiation import aggregated_discovery
 from libs.kubesim.resources import Registry
 from libs.kubesim.routing import parse
+from libs.kubesim.tokens import TokenIssuer
 from libs.kubesim.wire import Request, Response, Result
 
 log = logging.getLogger("kubesim")
@@ -41,6 +42,7 @@ class Application:
         *,
         authenticator: TokenAuthenticator | None,
         authorizer: Authorizer,
+        tokens: TokenIssuer | None = None,
         server_address: Callable[[], str],
         snapshot: Callable[[], str | None] = lambda: None,
     ) -> None:
@@ -49,6 +51,7 @@ class Application:
         self.faults = faults
         self.authenticator = authenticator
         self.authorizer = authorizer
+        self.tokens = tokens
         self.server_address = server_address
         self.admin = AdminApi(faults, snapshot)
 
@@ -93,6 +96,10 @@ class Application:
             time.sleep(decision.delay)
         if decision.error is not None:
             raise decision.error
+        if info.subresource == "token":
+            if self.tokens is None:
+                raise NotFound.path()
+            return self.tokens.serve(request, info)
         return self.endpoints.serve(request, info)
 
     # ------------------------------------------------------------------ discovery

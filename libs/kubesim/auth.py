@@ -1,9 +1,11 @@
 """Bearer-token authentication, the authorization hook, and client kubeconfigs.
 
 Each token maps to an identity (a user name and groups); a request without a known token gets
-401 `Unauthorized`, as kube-apiserver with anonymous auth disabled. The identity is kept on the
-request so that per-service RBAC can be added later: `Authorizer` is the hook. The default
-allows everything; a custom one returning False produces the API server's 403 message.
+401 `Unauthorized`, as kube-apiserver with anonymous auth disabled. Static tokens name users;
+ServiceAccount tokens (issued through the TokenRequest API, `tokens.py`) authenticate as
+`system:serviceaccount:<namespace>:<name>` with the `system:serviceaccounts` groups, until they
+expire or their ServiceAccount is deleted, as bound tokens do. `Authorizer` decides what an
+identity may do: `allow_all`, or RBAC (`rbac.py`); a denial is the API server's 403 message.
 The kubeconfig handed to clients (kubectl, the Python client) carries a token and, over HTTPS,
 the CA as `certificate-authority-data`.
 """
@@ -11,10 +13,13 @@ the CA as `certificate-authority-data`.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -34,6 +39,30 @@ class Identity:
 
 
 SYSTEM = Identity(SYSTEM_USER, ("system:masters",))
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+
+
+def service_account_username(namespace: str, name: str) -> str:
+    return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}"
+
+
+def service_account_identity(namespace: str, name: str) -> Identity:
+    groups = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}")
+    return Identity(service_account_username(namespace, name), (*groups, "system:authenticated"))
+
+
+@dataclass(frozen=True, slots=True)
+class BoundToken:
+    """A ServiceAccount token: whose, which ServiceAccount object (uid), until when."""
+
+    namespace: str
+    name: str
+    uid: str
+    expires: datetime
+
+
+# Whether the ServiceAccount `namespace/name` still exists with this uid.
+AccountCheck = Callable[[str, str, str], bool]
 ANONYMOUS = Identity("system:anonymous", ("system:unauthenticated",))
 
 
@@ -72,13 +101,48 @@ def forbidden_error(identity: Identity, attrs: Attributes) -> Forbidden:
     return Forbidden(message, details=dict(details))
 
 
-class TokenAuthenticator:
-    """Maps bearer tokens to identities; constant-time comparison."""
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
-    def __init__(self, tokens: Mapping[str, str] | None = None) -> None:
+
+class TokenAuthenticator:
+    """Maps bearer tokens to identities; constant-time comparison for static tokens, digests
+    for ServiceAccount tokens (only their SHA-256 is kept)."""
+
+    def __init__(
+        self,
+        tokens: Mapping[str, str] | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        account_exists: AccountCheck | None = None,
+    ) -> None:
         if tokens is None:
             tokens = {secrets.token_urlsafe(24): ADMIN_USER}
         self._tokens = dict(tokens)
+        self._bound: dict[bytes, BoundToken] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.account_exists = account_exists
+
+    def issue(self, bound: BoundToken) -> str:
+        """A new ServiceAccount token for `bound`."""
+        token = "kubesim-sa." + secrets.token_urlsafe(32)
+        with self._lock:
+            self._bound[_digest(token)] = bound
+        return token
+
+    def _service_account(self, presented: str) -> Identity | None:
+        with self._lock:
+            bound = self._bound.get(_digest(presented))
+        if bound is None:
+            return None
+        if self._clock is not None and self._clock() >= bound.expires:
+            return None
+        if self.account_exists is not None and not self.account_exists(
+            bound.namespace, bound.name, bound.uid
+        ):
+            return None
+        return service_account_identity(bound.namespace, bound.name)
 
     @property
     def tokens(self) -> dict[str, str]:
@@ -99,6 +163,9 @@ class TokenAuthenticator:
         if scheme.lower() != "bearer" or not presented.strip():
             raise Unauthorized()
         presented = presented.strip()
+        account = self._service_account(presented)
+        if account is not None:
+            return account
         for token, username in self._tokens.items():
             if hmac.compare_digest(token.encode(), presented.encode()):
                 groups = (

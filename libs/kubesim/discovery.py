@@ -25,6 +25,7 @@ SERVER_VERSION = {
 }
 STATUS_VERBS = ["get", "patch", "update"]
 SCALE_KIND = {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+TOKEN_REQUEST_KIND = {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}
 
 
 def _resource_entries(rt: ResourceType) -> list[dict[str, Any]]:
@@ -48,6 +49,18 @@ def _resource_entries(rt: ResourceType) -> list[dict[str, Any]]:
                 "namespaced": rt.namespaced,
                 "kind": rt.kind,
                 "verbs": STATUS_VERBS,
+            }
+        )
+    if rt.token_subresource:
+        entries.append(
+            {
+                "name": f"{rt.plural}/token",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "group": TOKEN_REQUEST_KIND["group"],
+                "version": TOKEN_REQUEST_KIND["version"],
+                "kind": TOKEN_REQUEST_KIND["kind"],
+                "verbs": ["create"],
             }
         )
     if rt.scale is not None:
@@ -128,6 +141,10 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
     if rt.scale is not None:
         subresources.append(
             {"subresource": "scale", "responseKind": SCALE_KIND, "verbs": STATUS_VERBS}
+        )
+    if rt.token_subresource:
+        subresources.append(
+            {"subresource": "token", "responseKind": TOKEN_REQUEST_KIND, "verbs": ["create"]}
         )
     if subresources:
         entry["subresources"] = subresources

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from libs.kubesim import timefmt
@@ -289,7 +289,132 @@ class NamespaceStrategy(Strategy):
         return {"phase": "Active"}
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+SUBJECT_KINDS = ("ServiceAccount", "User", "Group")
+
+
+def not_supported(field: str, value: object, supported: Sequence[str]) -> FieldError:
+    choices = ", ".join(go_quote(s) for s in supported)
+    return FieldError("Unsupported value", field, f"supported values: {choices}", go_quote(value))
+
+
+def _rule_errors(rule: Any, path: str, *, namespaced: bool) -> list[FieldError]:
+    """rbac validation's ValidatePolicyRule."""
+    if not isinstance(rule, Mapping):
+        raise BadRequest(f"{path}: a rule must be an object")
+    errors: list[FieldError] = []
+    if not rule.get("verbs"):
+        errors.append(required(f"{path}.verbs", "verbs must contain at least one value"))
+    urls = rule.get("nonResourceURLs") or []
+    if urls:
+        shown = go_quote(urls)
+        if namespaced:
+            errors.append(
+                invalid(
+                    f"{path}.nonResourceURLs",
+                    shown,
+                    "namespaced rules cannot apply to non-resource URLs",
+                )
+            )
+        if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+            errors.append(
+                invalid(
+                    f"{path}.nonResourceURLs",
+                    shown,
+                    "rules cannot apply to both regular resources and non-resource URLs",
+                )
+            )
+        return errors
+    if not rule.get("apiGroups"):
+        errors.append(
+            required(f"{path}.apiGroups", "resource rules must supply at least one api group")
+        )
+    if not rule.get("resources"):
+        errors.append(
+            required(f"{path}.resources", "resource rules must supply at least one resource")
+        )
+    return errors
+
+
+class RoleStrategy(Strategy):
+    """Role and ClusterRole: every rule names verbs, and API groups plus resources."""
+
+    def __init__(self, *, namespaced: bool) -> None:
+        self.namespaced = namespaced
+
+    def validate(self, obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[FieldError]:
+        rules = obj.get("rules") or []
+        if not isinstance(rules, list):
+            raise BadRequest("rules: must be a list of policy rules")
+        errors: list[FieldError] = []
+        for index, rule in enumerate(rules):
+            errors.extend(_rule_errors(rule, f"rules[{index}]", namespaced=self.namespaced))
+        return errors
+
+
+class BindingStrategy(Strategy):
+    """RoleBinding and ClusterRoleBinding: a valid roleRef that never changes, known subjects."""
+
+    def __init__(self, *, namespaced: bool) -> None:
+        self.namespaced = namespaced
+
+    def prepare(self, obj: dict[str, Any], old: Mapping[str, Any] | None) -> None:
+        for subject in obj.get("subjects") or []:  # v1 defaulting of User and Group subjects
+            if isinstance(subject, dict) and subject.get("kind") in {"User", "Group"}:
+                subject.setdefault("apiGroup", RBAC_GROUP)
+
+    def validate(self, obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[FieldError]:
+        ref = obj.get("roleRef")
+        if not isinstance(ref, Mapping):
+            ref = {}
+        errors: list[FieldError] = []
+        if ref.get("apiGroup") != RBAC_GROUP:
+            errors.append(not_supported("roleRef.apiGroup", ref.get("apiGroup", ""), [RBAC_GROUP]))
+        kinds = ("Role", "ClusterRole") if self.namespaced else ("ClusterRole",)
+        if ref.get("kind") not in kinds:
+            errors.append(not_supported("roleRef.kind", ref.get("kind", ""), kinds))
+        if not ref.get("name"):
+            errors.append(required("roleRef.name"))
+        subjects = obj.get("subjects") or []
+        if not isinstance(subjects, list):
+            raise BadRequest("subjects: must be a list of subjects")
+        for index, subject in enumerate(subjects):
+            errors.extend(self._subject_errors(subject, f"subjects[{index}]"))
+        if old is not None and old.get("roleRef") != obj.get("roleRef"):
+            shown = ", ".join(
+                f"{field}:{go_quote(ref.get(key, ''))}"
+                for field, key in (("APIGroup", "apiGroup"), ("Kind", "kind"), ("Name", "name"))
+            )
+            errors.append(invalid("roleRef", f"rbac.RoleRef{{{shown}}}", "cannot change roleRef"))
+        return errors
+
+    def _subject_errors(self, subject: Any, path: str) -> list[FieldError]:
+        if not isinstance(subject, Mapping):
+            raise BadRequest(f"{path}: a subject must be an object")
+        errors: list[FieldError] = []
+        if not subject.get("name"):
+            errors.append(required(f"{path}.name"))
+        kind = subject.get("kind", "")
+        if kind == "ServiceAccount":
+            if subject.get("apiGroup"):
+                errors.append(not_supported(f"{path}.apiGroup", subject["apiGroup"], [""]))
+            if not self.namespaced and not subject.get("namespace"):
+                errors.append(required(f"{path}.namespace"))
+        elif kind in {"User", "Group"}:
+            if subject.get("apiGroup") != RBAC_GROUP:
+                errors.append(
+                    not_supported(f"{path}.apiGroup", subject.get("apiGroup", ""), [RBAC_GROUP])
+                )
+        else:
+            errors.append(not_supported(f"{path}.kind", kind, SUBJECT_KINDS))
+        return errors
+
+
 STRATEGIES: dict[str, Strategy] = {
+    "Role": RoleStrategy(namespaced=True),
+    "ClusterRole": RoleStrategy(namespaced=False),
+    "RoleBinding": BindingStrategy(namespaced=True),
+    "ClusterRoleBinding": BindingStrategy(namespaced=False),
     "Secret": SecretStrategy(),
     "Deployment": WorkloadStrategy(deployment=True),
     "ReplicaSet": WorkloadStrategy(deployment=False),

@@ -1,12 +1,12 @@
 """Decoding the Kubernetes protobuf request bodies kubectl sends for a few core kinds. Pure.
 
-kubectl's typed clients (`kubectl create secret|namespace|serviceaccount`) send
+kubectl's typed clients (`kubectl create secret|namespace|serviceaccount|token`) send
 `application/vnd.kubernetes.protobuf`: the magic `k8s\\0`, then a `runtime.Unknown` envelope
 whose `raw` field is the object in the generated.proto encoding. The stand-in answers in
 JSON (allowed by kubectl's Accept header) and only needs to read such bodies, so this module
-decodes the protobuf wire format for Secret, Namespace and ServiceAccount (with ObjectMeta
-and OwnerReference) into the same JSON-shaped dicts as a JSON body. Zero values are dropped,
-as Go's `omitempty` would when the API server re-encodes them. Other kinds raise
+decodes the protobuf wire format for Secret, Namespace, ServiceAccount and TokenRequest (with
+ObjectMeta and OwnerReference) into the same JSON-shaped dicts as a JSON body. Zero values are
+dropped, as Go's `omitempty` would when the API server re-encodes them. Other kinds raise
 `ProtobufError` so the caller can answer 415.
 """
 
@@ -76,10 +76,22 @@ SCHEMAS: dict[str, dict[int, tuple[str, str]]] = {
         3: ("imagePullSecrets", "[]LocalObjectReference"),
         4: ("automountServiceAccountToken", "bool"),
     },
+    "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec")},
+    "TokenRequestSpec": {
+        1: ("audiences", "strlist"),
+        3: ("boundObjectRef", "BoundObjectReference"),
+        4: ("expirationSeconds", "int"),
+    },
+    "BoundObjectReference": {
+        1: ("kind", "str"),
+        2: ("apiVersion", "str"),
+        3: ("name", "str"),
+        4: ("uid", "str"),
+    },
     "Time": {1: ("seconds", "int"), 2: ("nanos", "int")},
     "MapEntry": {1: ("key", "bytes"), 2: ("value", "bytes")},
 }
-KINDS = frozenset({"Secret", "Namespace", "ServiceAccount"})
+KINDS = frozenset({"Secret", "Namespace", "ServiceAccount", "TokenRequest"})
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

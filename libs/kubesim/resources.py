@@ -23,6 +23,7 @@ class Generation(Enum):
     NON_METADATA = "non-metadata"  # custom resources: anything but metadata and status
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
 READ_VERBS = ("get", "list", "watch")
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -68,6 +69,7 @@ class ResourceType:
     field_labels: tuple[str, ...] = ()
     printer_columns: tuple[PrinterColumn, ...] = field(default=())
     scale: ScalePaths | None = None
+    token_subresource: bool = False  # ServiceAccounts: POST .../<name>/token (TokenRequest)
 
     @property
     def api_version(self) -> str:
@@ -122,6 +124,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         True,
         short_names=("sa",),
         return_deleted_object=True,
+        token_subresource=True,
     ),
     ResourceType(
         "",
@@ -182,6 +185,12 @@ BUILTINS: tuple[ResourceType, ...] = (
         generation=Generation.SPEC,
     ),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
+    ResourceType(RBAC_GROUP, "v1", "ClusterRole", "clusterroles", "clusterrole", False),
+    ResourceType(
+        RBAC_GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False
+    ),
+    ResourceType(RBAC_GROUP, "v1", "Role", "roles", "role", True),
+    ResourceType(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", True),
     ResourceType(
         "kamaji.clastix.io",
         "v1alpha1",

@@ -52,6 +52,23 @@ def _verb(method: str, item: bool, watch: bool) -> str:
     return verb
 
 
+def _group_version(parts: list[str]) -> tuple[str, str, list[str]] | None:
+    """(group, version, the rest) of an `/api/v1/...` or `/apis/<g>/<v>/...` resource path."""
+    if len(parts) >= 3 and parts[0] == "api":
+        return "", parts[1], parts[2:]
+    if len(parts) >= 4 and parts[0] == "apis":
+        return parts[1], parts[2], parts[3:]
+    return None
+
+
+def _has_subresource(rt: ResourceType, subresource: str) -> bool:
+    return (
+        (subresource == "status" and rt.status_subresource)
+        or (subresource == "scale" and rt.scale is not None)
+        or (subresource == "token" and rt.token_subresource)
+    )
+
+
 def parse(
     registry: Registry, method: str, path: str, query: Mapping[str, list[str]]
 ) -> RequestInfo | None:
@@ -59,15 +76,10 @@ def parse(
 
     Raises NotFound for unknown resources and MethodNotAllowed for verbs a resource refuses.
     """
-    parts = _split(path)
-    if len(parts) >= 2 and parts[0] == "api":
-        group, version, rest = "", parts[1], parts[2:]
-    elif len(parts) >= 3 and parts[0] == "apis":
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
+    located = _group_version(_split(path))
+    if located is None:
         return None
-    if not rest:
-        return None
+    group, version, rest = located
     namespace: str | None = None
     if rest[0] == "namespaces" and len(rest) >= 3:
         candidate = registry.by_path(group, version, rest[2])
@@ -82,11 +94,12 @@ def parse(
         raise NotFound.path()
     if not rt.namespaced:
         namespace = ""
-    if subresource and not (
-        (subresource == "status" and rt.status_subresource)
-        or (subresource == "scale" and rt.scale is not None)
-    ):
+    if subresource and not _has_subresource(rt, subresource):
         raise NotFound.path()
+    if subresource == "token":  # TokenRequest: create only
+        if method != "POST":
+            raise MethodNotAllowed()
+        return RequestInfo(rt, "create", namespace, name, subresource)
     watch = (query.get("watch") or [""])[-1].lower() in {"true", "1"}
     verb = _verb(method, bool(name), watch)
     allowed = rt.allows(verb)

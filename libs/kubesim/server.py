@@ -24,9 +24,11 @@ from libs.kubesim.faults import Faults
 from libs.kubesim.garbage import GarbageCollector
 from libs.kubesim.http import SimHTTPServer
 from libs.kubesim.objects import ObjectApi
+from libs.kubesim.rbac import RbacAuthorizer
 from libs.kubesim.resources import Registry
 from libs.kubesim.snapshot import Snapshotter, load, save
 from libs.kubesim.store import DEFAULT_HISTORY, Store
+from libs.kubesim.tokens import DEFAULT_EXPIRATION, TokenIssuer
 from libs.pki.serving import ServingMaterial, make_serving_material
 
 log = logging.getLogger("kubesim")
@@ -63,7 +65,8 @@ class KubeSim(ObjectApi):
         tokens: Mapping[str, str] | None = None,
         require_auth: bool | None = None,
         serving: ServingMaterial | None = None,
-        authorizer: Authorizer = allow_all,
+        authorizer: Authorizer | None = None,
+        rbac: bool = False,
         gc: bool = False,
         controllers: bool = True,
         ready_delay: float = 0.2,
@@ -82,7 +85,13 @@ class KubeSim(ObjectApi):
         self.faults = Faults()
         self.faults.cut_hook = self._cut_watches
         self.faults.compact_hook = self._compact
-        self.authenticator = TokenAuthenticator(tokens)
+        self.authenticator = TokenAuthenticator(
+            tokens, clock=self.clock, account_exists=self._account_exists
+        )
+        self.tokens = TokenIssuer(self.api, self.authenticator, self.clock)
+        if authorizer is None:
+            authorizer = RbacAuthorizer(self.store, self.registry) if rbac else allow_all
+        self.authorizer = authorizer
         if require_auth is None:  # kubectl never sends a bearer token over plain HTTP
             require_auth = https
         self._require_auth = require_auth
@@ -103,6 +112,7 @@ class KubeSim(ObjectApi):
             self.faults,
             authenticator=self.authenticator if require_auth else None,
             authorizer=authorizer,
+            tokens=self.tokens,
             server_address=lambda: f"{self.host}:{self.port}",
             snapshot=self.save_snapshot,
         )
@@ -211,6 +221,19 @@ class KubeSim(ObjectApi):
         target.write_text(self.kubeconfig(token=token, namespace=namespace))
         target.chmod(0o600)
         return target
+
+    # ------------------------------------------------------------------ service accounts
+
+    def _account_exists(self, namespace: str, name: str, uid: str) -> bool:
+        stored = self.store.get(self.registry.resolve("serviceaccounts"), namespace, name)
+        return stored is not None and stored.uid == uid
+
+    def service_account_token(
+        self, namespace: str, name: str, *, expiration_seconds: int = DEFAULT_EXPIRATION
+    ) -> str:
+        """A token for an existing ServiceAccount, as the TokenRequest API issues it."""
+        answer = self.tokens.issue(namespace, name, {"expirationSeconds": expiration_seconds})
+        return str(answer["status"]["token"])
 
     # ------------------------------------------------------------------ fault hooks
 

@@ -62,6 +62,7 @@ class Store:
         self._owners: dict[str, set[tuple[str, str, str]]] = {}
         self._uids: dict[str, tuple[str, str, str]] = {}
         self._types = {rt.key: rt for rt in registry}
+        self._type_rv: dict[str, int] = {rt.key: 0 for rt in registry}
         self._watches_closed = False
 
     # ------------------------------------------------------------------ reads
@@ -69,6 +70,10 @@ class Store:
     @property
     def resource_version(self) -> int:
         return self._rv
+
+    def type_revision(self, rt: ResourceType) -> int:
+        """The resourceVersion of the last write to an object of type `rt` (0: none yet)."""
+        return self._type_rv[rt.key]
 
     def get(self, rt: ResourceType, namespace: str, name: str) -> Stored | None:
         return self._objects[rt.key].get(namespace, {}).get(name)
@@ -136,6 +141,7 @@ class Store:
         with self.lock:
             self._rv += 1
             rv = self._rv
+            self._type_rv[rt.key] = rv
             metadata = obj["metadata"]
             metadata["resourceVersion"] = str(rv)
             stored = Stored(obj, _encoder.encode(obj), rv)
@@ -194,6 +200,7 @@ class Store:
                 self._index_owners(rt, stored, add=True)
                 self._uids[stored.uid] = (rt.key, stored.namespace, stored.name)
                 self._sorted[rt.key] = None
+                self._type_rv[rt.key] = max(self._type_rv[rt.key], stored.rv)
             self._rv = max(self._rv, rv)
             for key in self._floor:
                 self._floor[key] = self._rv

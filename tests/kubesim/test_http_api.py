@@ -26,7 +26,12 @@ def core(kube_api: Any) -> client.CoreV1Api:
 def test_legacy_discovery(kube_api: Any) -> None:
     assert client.CoreApi(kube_api).get_api_versions().versions == ["v1"]
     groups = {g.name: g for g in client.ApisApi(kube_api).get_api_versions().groups}
-    assert set(groups) == {"apps", "coordination.k8s.io", "kamaji.clastix.io"}
+    assert set(groups) == {
+        "apps",
+        "coordination.k8s.io",
+        "rbac.authorization.k8s.io",
+        "kamaji.clastix.io",
+    }
     assert (
         groups["kamaji.clastix.io"].preferred_version.group_version == "kamaji.clastix.io/v1alpha1"
     )

@@ -165,7 +165,12 @@ def test_discovery_documents() -> None:
     assert any(r["name"] == "tenantcontrolplanes/status" for r in kamaji["resources"])
     aggregated = discovery.aggregated(REGISTRY, core=False)
     names = [item["metadata"]["name"] for item in aggregated["items"]]
-    assert names == ["apps", "coordination.k8s.io", "kamaji.clastix.io"]
+    assert names == [
+        "apps",
+        "coordination.k8s.io",
+        "rbac.authorization.k8s.io",
+        "kamaji.clastix.io",
+    ]
     assert discovery.api_resource_list(REGISTRY, "nope", "v1") is None
 
 
