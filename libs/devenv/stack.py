@@ -94,7 +94,11 @@ class ServiceSet:
         settings: Mapping[str, str] | None = None,
         replicas: Mapping[str, int] | None = None,
         services: Sequence[str] = SERVICES,
+        kubeconfigs: Mapping[str, str | Path] | None = None,
     ) -> None:
+        """`kubeconfig` is every service's, unless `kubeconfigs` is given: then each service
+        uses its own entry there (its ServiceAccount's token, `identities.install`), and a
+        service without one gets no Kubernetes credentials, as a pod without a token."""
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         base = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
@@ -103,12 +107,20 @@ class ServiceSet:
         base.update({"CERTLC_NATS_URL": nats_url, "CERTLC_KUBECONFIG": kubeconfig})
         base.update(settings or {})
         self.env = base
+        self.kubeconfigs = None if kubeconfigs is None else dict(kubeconfigs)
         counts = replicas or {}
         self.processes = [
-            ServiceProcess(name, i, base, log_dir)
+            ServiceProcess(name, i, self.env_for(name), log_dir)
             for name in services
             for i in range(counts.get(name, 1))
         ]
+
+    def env_for(self, name: str) -> dict[str, str]:
+        """The environment of service `name`."""
+        if self.kubeconfigs is None:
+            return dict(self.env)
+        own = self.kubeconfigs.get(name)
+        return {**self.env, "CERTLC_KUBECONFIG": "" if own is None else str(own)}
 
     def start(self, timeout: float = 60.0) -> ServiceSet:
         for p in self.processes:
@@ -135,7 +147,7 @@ class ServiceSet:
 
     def add_replica(self, name: str) -> ServiceProcess:
         """Start one more instance of service `name`."""
-        process = ServiceProcess(name, len(self.by_name(name)), self.env, self.log_dir)
+        process = ServiceProcess(name, len(self.by_name(name)), self.env_for(name), self.log_dir)
         self.processes.append(process)
         process.start()
         return process

@@ -18,11 +18,11 @@ from libs.kubesim import discovery
 from libs.kubesim.admin import AdminApi
 from libs.kubesim.auth import ANONYMOUS, Attributes, Authorizer, TokenAuthenticator, forbidden_error
 from libs.kubesim.endpoints import Endpoints
-from libs.kubesim.errors import ApiError, NotFound
+from libs.kubesim.errors import ApiError, MethodNotAllowed, NotFound
 from libs.kubesim.faults import Faults
 from libs.kubesim.negotiation import aggregated_discovery
 from libs.kubesim.resources import Registry
-from libs.kubesim.routing import parse
+from libs.kubesim.routing import RequestInfo, parse
 from libs.kubesim.tokens import TokenIssuer
 from libs.kubesim.wire import Request, Response, Result
 
@@ -79,6 +79,10 @@ class Application:
         info = parse(self.registry, request.method, path, request.query)
         if info is None:
             raise NotFound.path()
+        return self._resource(request, info)
+
+    def _resource(self, request: Request, info: RequestInfo) -> Result:
+        """A resource request: authorization, then the verb check, faults and the handler."""
         attrs = Attributes(
             info.verb,
             info.rt.group,
@@ -87,8 +91,11 @@ class Application:
             info.name,
             info.subresource,
         )
-        if not self.authorizer(request.identity, attrs):
-            raise forbidden_error(request.identity, attrs)
+        identity = request.identity or ANONYMOUS
+        if not self.authorizer(identity, attrs):
+            raise forbidden_error(identity, attrs)
+        if not info.supported:
+            raise MethodNotAllowed()
         decision = self.faults.decide(
             info.verb, info.rt, info.rt.plural, info.namespace or "", info.name, info.subresource
         )

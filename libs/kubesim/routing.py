@@ -27,6 +27,9 @@ class RequestInfo:
     namespace: str | None
     name: str = ""
     subresource: str = ""
+    # False for a verb the resource does not serve: 405, but only after authorization, as the
+    # API server's filter chain authorizes before the handler refuses the method.
+    supported: bool = True
 
 
 def _split(path: str) -> list[str]:
@@ -74,7 +77,8 @@ def parse(
 ) -> RequestInfo | None:
     """The request for a resource path; None when the path is not a resource path.
 
-    Raises NotFound for unknown resources and MethodNotAllowed for verbs a resource refuses.
+    Raises NotFound for unknown resources and MethodNotAllowed for methods that have no verb
+    on the path; a verb the resource does not serve is `supported=False`.
     """
     located = _group_version(_split(path))
     if located is None:
@@ -102,9 +106,7 @@ def parse(
         return RequestInfo(rt, "create", namespace, name, subresource)
     watch = (query.get("watch") or [""])[-1].lower() in {"true", "1"}
     verb = _verb(method, bool(name), watch)
-    allowed = rt.allows(verb)
+    supported = rt.allows(verb)
     if subresource:
-        allowed = verb == "get" or (verb in {"update", "patch"} and rt.allows("update"))
-    if not allowed:
-        raise MethodNotAllowed()
-    return RequestInfo(rt, verb, namespace, name, subresource)
+        supported = verb == "get" or (verb in {"update", "patch"} and rt.allows("update"))
+    return RequestInfo(rt, verb, namespace, name, subresource, supported)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import nats
 
+from libs.devenv import identities
 from libs.devenv.nats_server import NatsServer
 from libs.devenv.stack import ServiceSet
 from libs.kubesim import KubeSim
@@ -162,12 +163,16 @@ def start_stack(
 ) -> Iterator[Stack]:
     nats_server = NatsServer(workdir / "jetstream")
     nats_server.start()
-    sim = KubeSim(serving=serving, ready_delay=0.2, gc=True).start()
+    # RBAC on: each service runs as its own ServiceAccount with the roles of deploy/, so the
+    # suite proves those roles suffice; tests and kubectl use the admin kubeconfig.
+    sim = KubeSim(serving=serving, ready_delay=0.2, gc=True, rbac=True).start()
     kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
+    kubeconfigs = identities.install(sim, workdir)
     tap = BusTap(nats_server.url).start()
     services = ServiceSet(
         nats_url=nats_server.url,
         kubeconfig=str(kubeconfig),
+        kubeconfigs=kubeconfigs,
         log_dir=workdir / "logs",
         settings={"CERTLC_ROLLOUT_SETTLE": "1s", "CERTLC_SETTLE": "300ms", **(settings or {})},
     )
