@@ -2,7 +2,8 @@
 
 Starts a nats-server (JetStream, a store under the work directory), the Kubernetes API stand-in
 with a TenantControlPlane `k8s-126` (its Deployment, an etcd DataStore, konnectivity on), and the
-four services as separate processes. When everything is ready it prints `export KUBECONFIG=...`
+four services as separate processes, each with its own ServiceAccount token and the RBAC of
+deploy/ enforced by the stand-in. When everything is ready it prints `export KUBECONFIG=...`
 and `export NATS_URL=...` (also written to `<workdir>/env`), so the seed walkthrough can be
 followed with kubectl in another terminal. Ctrl-C stops everything.
 """
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from libs.devenv import identities
 from libs.devenv.nats_server import NatsServer
 from libs.devenv.stack import ServiceSet, seed_datastores, seed_tenant
 from libs.kubesim import KubeSim
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.kube_port,
         ready_delay=args.ready_delay,
         gc=True,
+        rbac=True,
         snapshot=workdir / "cluster.json",
         snapshot_interval=10.0,
     )
@@ -67,8 +70,13 @@ def run(args: argparse.Namespace) -> int:
         if sim.try_get("tenantcontrolplanes", args.tcp) is None:
             seed_tenant(sim, args.tcp)
         print(f"nats-server on {nats.url}; Kubernetes API stand-in on {sim.url}", flush=True)
+        # Each service runs as its own ServiceAccount, with the RBAC of deploy/ enforced.
+        service_kubeconfigs = identities.install(sim, workdir)
         services = ServiceSet(
-            nats_url=nats.url, kubeconfig=str(kubeconfig), log_dir=workdir / "logs"
+            nats_url=nats.url,
+            kubeconfig=str(kubeconfig),
+            kubeconfigs=service_kubeconfigs,
+            log_dir=workdir / "logs",
         )
         services.start()
         env = f"export KUBECONFIG={kubeconfig}\nexport NATS_URL={nats.url}\n"

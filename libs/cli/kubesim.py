@@ -81,6 +81,12 @@ def register(subparsers: Any) -> None:
         help="accept TOKEN as user NAME (repeatable; the first one goes into "
         "the kubeconfig; default: one random admin token)",
     )
+    parser.add_argument(
+        "--rbac",
+        action="store_true",
+        help="authorize requests with RBAC: the Roles, ClusterRoles and bindings stored in the "
+        "stand-in (the default admin token is in system:masters and may do anything)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level")
     parser.set_defaults(func=run)
 
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         tokens=tokens,
         require_auth=require_auth,
         gc=args.gc,
+        rbac=args.rbac,
         ready_delay=args.ready_delay,
         snapshot=args.snapshot,
         snapshot_interval=args.snapshot_interval,

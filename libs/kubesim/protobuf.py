@@ -1,13 +1,13 @@
 """Decoding the Kubernetes protobuf request bodies kubectl sends for a few core kinds. Pure.
 
-kubectl's typed clients (`kubectl create secret|namespace|serviceaccount|token`) send
+kubectl's typed clients (`kubectl create secret|namespace|serviceaccount|token|role|...`) send
 `application/vnd.kubernetes.protobuf`: the magic `k8s\\0`, then a `runtime.Unknown` envelope
 whose `raw` field is the object in the generated.proto encoding. The stand-in answers in
 JSON (allowed by kubectl's Accept header) and only needs to read such bodies, so this module
-decodes the protobuf wire format for Secret, Namespace, ServiceAccount and TokenRequest (with
-ObjectMeta and OwnerReference) into the same JSON-shaped dicts as a JSON body. Zero values are
-dropped, as Go's `omitempty` would when the API server re-encodes them. Other kinds raise
-`ProtobufError` so the caller can answer 415.
+decodes the protobuf wire format for Secret, Namespace, ServiceAccount, TokenRequest and the
+four RBAC kinds (with ObjectMeta and OwnerReference) into the same JSON-shaped dicts as a
+JSON body. Zero values are dropped, as Go's `omitempty` would when the API server re-encodes
+them. Other kinds raise `ProtobufError` so the caller can answer 415.
 """
 
 from __future__ import annotations
@@ -88,10 +88,47 @@ SCHEMAS: dict[str, dict[int, tuple[str, str]]] = {
         3: ("name", "str"),
         4: ("uid", "str"),
     },
+    "PolicyRule": {
+        1: ("verbs", "strlist"),
+        2: ("apiGroups", "strlist"),
+        3: ("resources", "strlist"),
+        4: ("resourceNames", "strlist"),
+        5: ("nonResourceURLs", "strlist"),
+    },
+    "ClusterRole": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[]PolicyRule")},
+    "Role": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[]PolicyRule")},
+    "Subject": {
+        1: ("kind", "str"),
+        2: ("apiGroup", "str"),
+        3: ("name", "str"),
+        4: ("namespace", "str"),
+    },
+    "RoleRef": {1: ("apiGroup", "str"), 2: ("kind", "str"), 3: ("name", "str")},
+    "ClusterRoleBinding": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("subjects", "[]Subject"),
+        3: ("roleRef", "RoleRef"),
+    },
+    "RoleBinding": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("subjects", "[]Subject"),
+        3: ("roleRef", "RoleRef"),
+    },
     "Time": {1: ("seconds", "int"), 2: ("nanos", "int")},
     "MapEntry": {1: ("key", "bytes"), 2: ("value", "bytes")},
 }
-KINDS = frozenset({"Secret", "Namespace", "ServiceAccount", "TokenRequest"})
+KINDS = frozenset(
+    {
+        "Secret",
+        "Namespace",
+        "ServiceAccount",
+        "TokenRequest",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    }
+)
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

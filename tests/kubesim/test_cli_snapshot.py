@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -158,3 +159,47 @@ def test_cli_plain_http_with_gc(tmp_path: Path) -> None:
             api.close()
     finally:
         assert _finish(process, signal.SIGTERM) == 0
+
+
+def test_cli_with_rbac_refuses_a_service_account_until_it_is_bound(tmp_path: Path) -> None:
+    process, line = _start_cli(tmp_path, "--rbac")
+    try:
+        assert line.startswith("kube-sim listening on https://"), line
+        kubeconfig = tmp_path / "kubeconfig"
+        home = tmp_path / "home"
+        home.mkdir()
+        run_kubectl(kubeconfig, home, "create", "serviceaccount", "robot")
+        token = run_kubectl(kubeconfig, home, "create", "token", "robot").stdout.strip()
+        robot = tmp_path / "robot"
+        robot.write_text(kubeconfig.read_text().replace(_token_of(kubeconfig), token))
+        refused = run_kubectl(robot, home, "get", "secrets", check=False)
+        assert refused.returncode == 1
+        assert "system:serviceaccount:default:robot" in refused.stderr
+        assert 'cannot list resource "secrets"' in refused.stderr
+        run_kubectl(
+            kubeconfig,
+            home,
+            "create",
+            "clusterrole",
+            "secret-reader",
+            "--verb=list",
+            "--resource=secrets",
+        )
+        run_kubectl(
+            kubeconfig,
+            home,
+            "create",
+            "clusterrolebinding",
+            "robot-reads",
+            "--clusterrole=secret-reader",
+            "--serviceaccount=default:robot",
+        )
+        listed = run_kubectl(robot, home, "get", "secrets", "-o", "name", check=False)
+        assert listed.returncode == 0, listed.stderr
+    finally:
+        assert _finish(process, signal.SIGTERM) == 0
+
+
+def _token_of(kubeconfig: Path) -> str:
+    document = yaml.safe_load(kubeconfig.read_text())
+    return str(document["users"][0]["user"]["token"])
