@@ -1,19 +1,22 @@
-"""The messaging layer: the only package that imports `nats` (enforced by import-linter).
+"""The messaging layer: the only package that imports `nats` and `nkeys` (import-linter).
 
-Admin (`topology`: streams, consumers) is apart from data (`publish`, `consume`, `service`, `kv`),
-and both take a `Bus` from `connect`. The value types and errors that handlers and their unit
-tests need (`errors`, `specs`, `delivery`, `backoff`) live in modules that do not import `nats`
-themselves: code that must stay statically nats-free (import-linter) imports those modules
-directly, e.g. `from libs.bus.errors import TemporaryError`.
+Authentication (`auth`: a `.creds` file, an nkey seed, or a user with a password file; checked
+there, applied by `connect`). Admin (`topology`: streams, consumers) is apart from data
+(`publish`, `consume`, `service`, `kv`), and both take a `Bus` from `connect`. The value types
+and errors that handlers and their unit tests need (`errors`, `specs`, `delivery`, `backoff`)
+live in modules that do not import `nats` themselves: code that must stay statically nats-free
+(import-linter) imports those modules directly, e.g. `from libs.bus.errors import TemporaryError`.
 """
 
 from __future__ import annotations
 
+from libs.bus.auth import NatsAuth, NatsAuthError, resolve_auth
 from libs.bus.backoff import Backoff
 from libs.bus.connect import Bus, connect
 from libs.bus.consume import Handler, run_consumer
 from libs.bus.delivery import Delivery, OrderingKey, Request, by_subject, by_tokens
 from libs.bus.errors import (
+    BusAuthError,
     BusConnectError,
     BusError,
     HandlerError,
@@ -43,6 +46,9 @@ __all__ = [
     "Bus",
     "connect",
     "Backoff",
+    "NatsAuth",
+    "NatsAuthError",
+    "resolve_auth",
     # topology
     "StreamSpec",
     "ConsumerSpec",
@@ -78,6 +84,7 @@ __all__ = [
     "ServiceError",
     "BusError",
     "BusConnectError",
+    "BusAuthError",
     "TopologyError",
     "PublishError",
     "KeyConflictError",

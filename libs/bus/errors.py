@@ -55,6 +55,11 @@ class BusConnectError(BusError):
     """Could not connect to any NATS server within the allowed time."""
 
 
+class BusAuthError(BusConnectError):
+    """The NATS server refused the client's credentials (wrong password, unknown nkey, a JWT
+    not signed by a trusted account, ...). The message names the method, never the secret."""
+
+
 class TopologyError(BusError):
     """A stream or consumer could not be created or brought to the declared configuration."""
 

@@ -1,9 +1,10 @@
 """Shared plumbing of the operator commands (`certlc status|rotate|audit`).
 
-Exit codes, the one-line error type every command raises, where the NATS URL and the kubeconfig
-come from, connecting with a short deadline, argument parsers (TCP references, durations,
-moments), plain-text tables, and a guard that keeps library log records (urllib3 retries, the
-NATS client's reconnect notes) off the terminal while a command runs.
+Exit codes, the one-line error type every command raises, where the NATS URL, the NATS
+credentials and the kubeconfig come from, connecting with a short deadline, argument parsers
+(TCP references, durations, moments), plain-text tables, and a guard that keeps library log
+records (urllib3 retries, the NATS client's reconnect notes) off the terminal while a command
+runs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from libs.bus import Bus, BusConnectError, connect
+from libs.bus import Bus, BusAuthError, BusConnectError, NatsAuth, NatsAuthError, connect
+from libs.bus.auth import check_files, resolve_auth
 from libs.cli.certs import parse_duration
 from libs.contracts.names import is_kube_name
 from libs.kube.client import KubeClient
@@ -31,6 +33,15 @@ T = TypeVar("T")
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 NATS_URL_ENVS = ("NATS_URL", "CERTLC_NATS_URL")
+# NATS authentication: (resolve_auth keyword, flag, environment variable), as the services read
+# it. Flags of the method (credentials, nkey, user/password) replace the environment's.
+NATS_AUTH_METHOD_SETTINGS = (
+    ("credentials", "--nats-creds", "CERTLC_NATS_CREDENTIALS"),
+    ("nkey_seed", "--nats-nkey", "CERTLC_NATS_NKEY_SEED"),
+    ("user", "--nats-user", "CERTLC_NATS_USER"),
+    ("password_file", "--nats-password-file", "CERTLC_NATS_PASSWORD_FILE"),
+)
+NATS_TLS_CA_SETTING = ("tls_ca", "--nats-tls-ca", "CERTLC_NATS_TLS_CA")
 CONNECT_DEADLINE = 2.0  # seconds: an operator waits this long at most for an absent server
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -97,13 +108,49 @@ def quiet_libraries() -> Iterator[None]:
 
 def nats_url(flag: str | None) -> str:
     """`--nats-url`, else $NATS_URL, else $CERTLC_NATS_URL, else nats://127.0.0.1:4222."""
+    return _nats_url_source(flag)[0]
+
+
+def _nats_url_source(flag: str | None) -> tuple[str, str]:
+    """The URL and what it came from (a flag or a variable name, for messages)."""
     if flag:
-        return flag
+        return flag, "--nats-url"
     for env in NATS_URL_ENVS:
         value = os.environ.get(env, "").strip()
         if value:
-            return value
-    return DEFAULT_NATS_URL
+            return value, env
+    return DEFAULT_NATS_URL, "the default NATS URL"
+
+
+def nats_target(args: argparse.Namespace) -> tuple[str, NatsAuth]:
+    """The NATS URL and authentication of a command: flags, else the services' variables.
+
+    Any method flag (`--nats-creds`, `--nats-nkey`, `--nats-user`, `--nats-password-file`)
+    replaces the method of the environment; `--nats-tls-ca` replaces $CERTLC_NATS_TLS_CA.
+    `CliError(USAGE)` when they conflict or a file is missing, unreadable or malformed."""
+    url, url_source = _nats_url_source(getattr(args, "nats_url", None))
+    values: dict[str, str] = {}
+    labels: dict[str, str] = {"url": url_source}
+    flagged = any(getattr(args, _attr(flag), None) for _, flag, _ in NATS_AUTH_METHOD_SETTINGS)
+    for key, flag, env in NATS_AUTH_METHOD_SETTINGS:
+        if flagged:
+            values[key], labels[key] = getattr(args, _attr(flag), None) or "", flag
+        else:
+            values[key], labels[key] = os.environ.get(env, ""), env
+    key, flag, env = NATS_TLS_CA_SETTING
+    from_flag = getattr(args, _attr(flag), None)
+    values[key] = from_flag or os.environ.get(env, "")
+    labels[key] = flag if from_flag else env
+    try:
+        auth = resolve_auth(url, labels=labels, **values)
+        check_files(auth)
+    except NatsAuthError as exc:
+        fail(Exit.USAGE, str(exc))
+    return url, auth
+
+
+def _attr(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def shown_url(url: str) -> str:
@@ -117,15 +164,24 @@ def shown_url(url: str) -> str:
     return ",".join(shown)
 
 
-async def connect_nats(url: str) -> Bus:
-    """Connect with a short deadline; `CliError(NATS)` when no server answers."""
+async def connect_nats(url: str, auth: NatsAuth | None = None) -> Bus:
+    """Connect with a short deadline; `CliError(NATS)` when no server answers or the server
+    refuses the credentials (the message names the method, never a secret)."""
     where = shown_url(url)
     try:
         return await connect(
-            url, name="certlc-cli", connect_timeout=1.0, connect_deadline=CONNECT_DEADLINE
+            url,
+            name="certlc-cli",
+            auth=auth or NatsAuth(),
+            connect_timeout=1.0,
+            connect_deadline=CONNECT_DEADLINE,
         )
+    except BusAuthError as exc:
+        fail(Exit.NATS, str(exc))
     except BusConnectError:
         fail(Exit.NATS, f"cannot reach NATS at {where} (no answer within {CONNECT_DEADLINE:g}s)")
+    except NatsAuthError as exc:  # a file went away since it was checked
+        fail(Exit.USAGE, str(exc))
     except (OSError, ValueError) as exc:  # e.g. a malformed URL
         fail(Exit.NATS, f"cannot connect to NATS at {where}: {type(exc).__name__}")
 

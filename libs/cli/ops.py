@@ -36,7 +36,7 @@ from libs.cli._opsutil import (
     fail,
     kube_client,
     kube_failure,
-    nats_url,
+    nats_target,
     parse_since,
     run_async,
     run_command,
@@ -65,10 +65,34 @@ _BY_CODE = {400: Exit.USAGE, 404: Exit.NOT_FOUND, 409: Exit.CONFLICT, 423: Exit.
 
 
 def _nats_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    group = parser.add_argument_group(
+        "NATS", "where and how to connect (docs/cli.md); secrets are only read from files"
+    )
+    group.add_argument(
         "--nats-url",
         metavar="URL",
         help="default: $NATS_URL, else $CERTLC_NATS_URL, else nats://127.0.0.1:4222",
+    )
+    group.add_argument(
+        "--nats-creds",
+        metavar="PATH",
+        help=".creds file (user JWT and nkey seed); default: $CERTLC_NATS_CREDENTIALS",
+    )
+    group.add_argument(
+        "--nats-nkey", metavar="PATH", help="nkey seed file; default: $CERTLC_NATS_NKEY_SEED"
+    )
+    group.add_argument(
+        "--nats-user", metavar="NAME", help="user (with --nats-password-file); $CERTLC_NATS_USER"
+    )
+    group.add_argument(
+        "--nats-password-file",
+        metavar="PATH",
+        help="file holding the user's password; default: $CERTLC_NATS_PASSWORD_FILE",
+    )
+    group.add_argument(
+        "--nats-tls-ca",
+        metavar="PATH",
+        help="CA file verifying a tls:// server; default: $CERTLC_NATS_TLS_CA, else system CAs",
     )
 
 
@@ -292,7 +316,7 @@ async def _audit_reader(bus: Bus, filter_subject: str, **start: Any) -> StreamRe
 
 
 async def _rotate_async(args: argparse.Namespace, req: RotateRequest) -> int:
-    bus = await connect_nats(nats_url(args.nats_url))
+    bus = await connect_nats(*nats_target(args))
     reader: StreamReader | None = None
     try:
         if args.wait:
@@ -384,7 +408,7 @@ def _emit(data: bytes, seq: int, output: str) -> None:
 
 
 async def _audit_async(args: argparse.Namespace, filter_subject: str) -> int:
-    bus = await connect_nats(nats_url(args.nats_url))
+    bus = await connect_nats(*nats_target(args))
     try:
         reader = await _audit_reader(bus, filter_subject, since=args.since)
         try:

@@ -10,10 +10,18 @@ from datetime import timedelta
 
 import msgspec
 
+from libs.bus.auth import NatsAuth, NatsAuthError, resolve_auth
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # connections
     nats_url: str = "nats://127.0.0.1:4222"
+    # NATS authentication, at most one method (libs/bus/auth.py); secrets only in files
+    nats_credentials: str = ""  # .creds file (JWT + nkey seed)
+    nats_nkey_seed: str = ""  # nkey seed file
+    nats_user: str = ""  # with nats_password_file
+    nats_password_file: str = ""
+    nats_tls_ca: str = ""  # CA file for tls:// servers; empty: the system CAs
     kubeconfig: str = ""  # empty: in-cluster service account
     health_port: int = 8080  # 0: any free port; -1: no health endpoint
     log_level: str = "info"
@@ -36,3 +44,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rollout_timeout: timedelta = timedelta(minutes=10)
     # concurrency
     max_concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        try:
+            self.nats_auth()
+        except NatsAuthError as exc:  # msgspec reports it as a validation error
+            raise ValueError(str(exc)) from None
+
+    def nats_auth(self) -> NatsAuth:
+        """The NATS authentication these settings choose (no file read: `check_files`)."""
+        return resolve_auth(
+            self.nats_url,
+            credentials=self.nats_credentials,
+            nkey_seed=self.nats_nkey_seed,
+            user=self.nats_user,
+            password_file=self.nats_password_file,
+            tls_ca=self.nats_tls_ca,
+        )

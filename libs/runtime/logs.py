@@ -1,7 +1,9 @@
 """Structured JSON logs, one object per line, with context fields (tcp, secret, request_id ...).
 
 Pass context with `extra={"tcp": ..., "secret": ...}`. Only whitelisted context fields are
-emitted, and every value is scrubbed: PEM armour never reaches a log line.
+emitted, and every value is scrubbed: PEM armour (which covers the blocks of a NATS `.creds`
+file), nkey seeds and the credentials of a URL (`nats://user:password@host`) never reach a log
+line.
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ CONTEXT_FIELDS = (
     "duration_seconds",
 )
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|$)", re.S)
+# An nkey seed: "S", the key type, 56 base32 characters.
+_NKEY_SEED = re.compile(r"\bS[AOUNCX][A-Z2-7]{56}\b")
+_URL_CREDENTIALS = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^\s/@'\"]+@", re.I)
 _encoder = msgspec.json.Encoder()
 
 
 def scrub(text: str) -> str:
-    return _PEM.sub("[pem redacted]", text)
+    text = _PEM.sub("[pem redacted]", text)
+    text = _NKEY_SEED.sub("[nkey seed redacted]", text)
+    return _URL_CREDENTIALS.sub(r"\1[credentials redacted]@", text)
 
 
 class JsonFormatter(logging.Formatter):

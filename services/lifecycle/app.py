@@ -289,7 +289,7 @@ class Lifecycle:
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
-    bus = await connect(settings.nats_url, name="certlc-lifecycle")
+    bus = await connect(settings.nats_url, name="certlc-lifecycle", auth=settings.nats_auth())
     try:
         await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
         app = Lifecycle(bus, settings)

@@ -307,7 +307,7 @@ class Watcher:
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     kube = KubeClient.from_kubeconfig(settings.kubeconfig or None)
-    bus = await connect(settings.nats_url, name="certlc-watcher")
+    bus = await connect(settings.nats_url, name="certlc-watcher", auth=settings.nats_auth())
     try:
         await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
         watcher = Watcher(bus, kube, settings)

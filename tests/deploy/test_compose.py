@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from libs.bus.auth import AuthMethod, url_has_credentials
 from libs.runtime.config import Settings
 from libs.runtime.settings import load_settings
 from tests.deploy.manifests import REPO, SERVICES
@@ -97,6 +98,9 @@ def test_certlc_service(name: str) -> None:
     env = {key: interpolate(str(value)) for key, value in svc["environment"].items()}
     settings = load_settings(Settings, env)  # unknown CERTLC_* or a bad value raises
     assert settings.nats_url == "nats://nats:4222"
+    # a NATS without users: no credentials anywhere, in the URL or as a file method
+    assert not url_has_credentials(settings.nats_url)
+    assert settings.nats_auth().method is AuthMethod.NONE
     assert svc["depends_on"]["nats"] == {"condition": "service_healthy"}
     assert not svc.get("profiles")
     # as in Kubernetes: the image's non-root user, read-only root, /tmp writable

@@ -23,6 +23,7 @@ from tests.deploy.manifests import (
     generated,
     named,
     overlay,
+    pod_spec,
 )
 
 WITH_NATS = ("default", "cluster")
@@ -106,11 +107,18 @@ def test_passwords_come_from_the_credentials_secret(name: str) -> None:
 @pytest.mark.parametrize("name", OVERLAYS)
 @pytest.mark.parametrize("service", sorted(SERVICE_USERS))
 def test_each_service_logs_in_as_its_own_user(name: str, service: str) -> None:
-    (container,) = containers(named(overlay(name), "Deployment", f"certlc-{service}"))
+    """Its user name, and as its password file the key of the Secret the server reads."""
+    deployment = named(overlay(name), "Deployment", f"certlc-{service}")
+    (container,) = containers(deployment)
     env = env_of(container)
-    assert env["NATS_USER"]["value"] == SERVICE_USERS[service]
-    ref = env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
-    assert (ref["name"], ref["key"]) == (CREDENTIALS_SECRET, service)
+    assert env["CERTLC_NATS_USER"]["value"] == SERVICE_USERS[service]
+    password_file = Path(env["CERTLC_NATS_PASSWORD_FILE"]["value"])
+    (mount,) = [
+        m for m in container["volumeMounts"] if password_file.parent == Path(m["mountPath"])
+    ]
+    (volume,) = [v for v in pod_spec(deployment)["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == CREDENTIALS_SECRET
+    assert volume["secret"]["items"] == [{"key": service, "path": password_file.name}]
 
 
 def test_the_credentials_script_creates_every_key() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import tomllib
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from libs.bus.auth import AuthMethod
 from libs.runtime.config import Settings
 from libs.runtime.settings import load_settings
 from tests.deploy.manifests import (
@@ -187,11 +189,50 @@ def test_settings_load_as_the_service_loads_them(name: str, service: str) -> Non
     url = urlsplit(settings.nats_url)
     assert "$(" not in settings.nats_url, "an env variable is used before it is defined"
     assert url.scheme in ("nats", "tls")
-    assert (url.username, url.password) == (f"certlc-{service}", f"secret-{service}")
     server = generated(overlay(name), "ConfigMap", "certlc-nats")["data"]["server"]
-    assert url.netloc.endswith("@" + server)
+    assert url.netloc == server, "no credentials in the URL"
+    auth = settings.nats_auth()
+    assert auth.method is AuthMethod.PASSWORD
+    assert auth.user == f"certlc-{service}"
+    assert auth.password_file is not None
     assert settings.health_port == HEALTH_PORT
     assert settings.kubeconfig == ""  # in-cluster service account
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_nats_password_is_a_read_only_file_never_a_variable(name: str, service: str) -> None:
+    deployment = named(overlay(name), "Deployment", f"certlc-{service}")
+    pod = pod_spec(deployment)
+    (c,) = containers(deployment)
+    # No environment variable takes a value from a Secret, nor holds a credential.
+    for entry in c.get("env", []):
+        assert "secretKeyRef" not in entry.get("valueFrom", {}), entry["name"]
+    for key, value in resolved_env(name, service).items():
+        assert "@" not in value, f"{key} carries credentials"
+    assert not [s for s in c.get("envFrom", []) if "secretRef" in s]
+    # The password file is the service's key of the Secret, mounted read-only.
+    password_file = PurePosixPath(env_of(c)["CERTLC_NATS_PASSWORD_FILE"]["value"])
+    (mount,) = [
+        m for m in c["volumeMounts"] if PurePosixPath(m["mountPath"]) == password_file.parent
+    ]
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount  # a subPath mount would never see a rotated Secret
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    secret = volume["secret"]
+    assert secret["secretName"] == "certlc-nats-credentials"
+    assert secret["items"] == [{"key": service, "path": password_file.name}]
+    assert secret.get("optional", False) is False  # no start without the Secret
+    # Readable by the owner and the pod's group only (the files belong to root, group fsGroup).
+    mode = secret["defaultMode"]
+    assert mode in (0o400, 0o440)
+    if mode == 0o440:
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    # Mounted read-only where nothing else is mounted.
+    others = [m for m in c["volumeMounts"] if m is not mount]
+    assert all(
+        not PurePosixPath(m["mountPath"]).is_relative_to(password_file.parent) for m in others
+    )
 
 
 @pytest.mark.parametrize("name", ["default", "cluster"])
@@ -230,7 +271,8 @@ def test_a_metrics_service_per_certlc_service(name: str, service: str) -> None:
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_config_references_resolve(name: str) -> None:
     """ConfigMaps and ServiceAccounts referenced by pods exist in the same render; the only
-    Secret referenced is the NATS credentials one (created by deploy/nats-credentials.sh)."""
+    Secret referenced (by the NATS server's variables and the services' password files) is the
+    NATS credentials one (created by deploy/nats-credentials.sh)."""
     objects = overlay(name)
     configmaps = {m["metadata"]["name"] for m in of_kind(objects, "ConfigMap")}
     accounts = {a["metadata"]["name"] for a in of_kind(objects, "ServiceAccount")}
@@ -241,7 +283,8 @@ def test_config_references_resolve(name: str) -> None:
         for volume in pod.get("volumes", []):
             if "configMap" in volume:
                 assert volume["configMap"]["name"] in configmaps
-            assert "secret" not in volume
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] == "certlc-nats-credentials"
         for c in containers(workload):
             for source in c.get("envFrom", []):
                 assert source["configMapRef"]["name"] in configmaps
