@@ -97,6 +97,7 @@ class SecretWrittenEvent(AuditEvent, frozen=True, kw_only=True, tag="secret.writ
 class RotationFailed(AuditEvent, frozen=True, kw_only=True, tag="rotation.failed"):
     message: str
     retryable: bool = True
+    secrets: tuple[str, ...] = ()  # the Secrets the rotation was to write (profile suffixes)
 
 
 class RolloutStarted(AuditEvent, frozen=True, kw_only=True, tag="rollout.started"):
@@ -159,8 +160,13 @@ Audit = (
 )
 
 
-def audit_token(event: AuditEvent) -> str:
-    """The last subject token of an audit event: its tag with '.' made '-'."""
-    tag = type(event).__struct_config__.tag
+def audit_type_token(kind: type[AuditEvent]) -> str:
+    """The last subject token of the audit events of type `kind`: its tag with '.' made '-'."""
+    tag = kind.__struct_config__.tag
     assert isinstance(tag, str)
     return tag.replace(".", "-")
+
+
+def audit_token(event: AuditEvent) -> str:
+    """The last subject token of an audit event: its tag with '.' made '-'."""
+    return audit_type_token(type(event))

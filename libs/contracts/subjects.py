@@ -9,6 +9,7 @@ Subject layout (all lower case; Kubernetes names are encoded with `names.encode_
     certlc.rotate.<ns>.<tcp>                   lifecycle -> issuer    RotateCommand
     certlc.issued.<ns>.<tcp>                   issuer -> rollout      SecretsWritten
     certlc.audit.<ns>.<tcp>.<event>            everyone -> tooling    audit events (public)
+    certlc.audit.*.*.rotation-failed           issuer -> rollout      RotationFailed, as Events
     certlc.api.v1.rotate                       tooling -> lifecycle   RotateRequest (request/reply)
 
 The events stream keeps only the newest message per subject, so it is at once the change feed
@@ -39,6 +40,8 @@ AUDIT_SUBJECTS: Final = f"{PREFIX}.audit.>"
 LIFECYCLE_DURABLE: Final = "lifecycle"
 ISSUER_DURABLE: Final = "issuer"
 ROLLOUT_DURABLE: Final = "rollout"
+# Rollout's second durable, on the audit stream: failures it records as Kubernetes Events.
+ROLLOUT_FAILURES_DURABLE: Final = "rollout-failures"
 
 # Request/reply (public API) and its queue group.
 API_ROTATE: Final = f"{PREFIX}.api.v1.rotate"
@@ -79,6 +82,11 @@ def audit_filter(namespace: str | None = None, tcp: str | None = None) -> str:
     if tcp is None:
         return f"{PREFIX}.audit.{encode_token(namespace)}.>"
     return f"{PREFIX}.audit.{encode_token(namespace)}.{encode_token(tcp)}.>"
+
+
+def audit_events(event: str) -> str:
+    """A filter over the audit stream: one audit event type (its subject token), every TCP."""
+    return f"{PREFIX}.audit.*.*.{event}"
 
 
 def tcp_of(subject: str) -> tuple[str, str] | None:

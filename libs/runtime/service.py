@@ -11,12 +11,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import msgspec
 
 from libs.bus import Bus, Handler, connect, ensure_topology, publish, run_consumer
+from libs.bus.auth import NatsAuthError, check_files
 from libs.contracts import subjects
 from libs.contracts.api import AuditEvent, audit_token
 from libs.contracts.codec import encode
@@ -37,6 +39,15 @@ async def publish_audit(bus: Bus, event: AuditEvent, msg_id: str) -> None:
     await publish(bus, subject, encode(event), msg_id=f"audit:{audit_token(event)}:{msg_id}")
 
 
+@dataclass(frozen=True, slots=True)
+class ExtraConsumer:
+    """A further durable consumer a consumer service runs beside its main one."""
+
+    stream: str
+    durable: str
+    make_handler: Callable[[Bus, KubeClient], Handler]
+
+
 def run_service(
     name: str,
     settings_cls: type[S],
@@ -44,10 +55,15 @@ def run_service(
     *,
     shared: frozenset[str] = frozenset(),
 ) -> int:
-    """Load settings, log JSON, run `main` until SIGINT/SIGTERM; 2 on bad settings."""
+    """Load settings, log JSON, run `main` until SIGINT/SIGTERM; 2 on bad settings.
+
+    The NATS authentication of the settings is checked here (its files read once), so a missing
+    or unusable credentials file stops the service at start with a message naming it."""
     try:
         settings = load_settings(settings_cls, os.environ, shared=shared)
-    except SettingsError as exc:
+        if isinstance(settings, Config):
+            check_files(settings.nats_auth())
+    except (SettingsError, NatsAuthError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     setup_logging(name, getattr(settings, "log_level", "info"))
@@ -76,26 +92,36 @@ async def run_consumer_service(
     stream: str,
     durable: str,
     make_handler: Callable[[Bus, KubeClient], Handler],
+    extra: Sequence[ExtraConsumer] = (),
 ) -> None:
-    """The body of a service that consumes one durable with a Kubernetes client (issuer,
-    rollout): connect, ensure the topology, serve health, consume until `stop`."""
+    """The body of a service that consumes a durable with a Kubernetes client (issuer,
+    rollout): connect, ensure the topology, serve health, consume until `stop`.
+
+    `extra` consumers run concurrently on the same connection and client; one that fails
+    stops the others, and the service with them."""
     kube = KubeClient.from_kubeconfig(settings.kubeconfig or None)
-    bus = await connect(settings.nats_url, name=f"certlc-{name}")
+    bus = await connect(settings.nats_url, name=f"certlc-{name}", auth=settings.nats_auth())
     try:
         await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
         handler = make_handler(bus, kube)
         health = HealthServer(lambda: (bus.is_connected, "nats"), port=settings.health_port)
         if settings.health_port >= 0:
             await health.start()
+        consumers = [(stream, durable, handler)]
+        consumers.extend((e.stream, e.durable, e.make_handler(bus, kube)) for e in extra)
         log.info("%s running", name)
-        await run_consumer(
-            bus,
-            stream,
-            durable,
-            handler,
-            stop_event=stop,
-            max_concurrency=settings.max_concurrency,
-        )
+        async with asyncio.TaskGroup() as group:
+            for consumer_stream, consumer_durable, consumer_handler in consumers:
+                group.create_task(
+                    run_consumer(
+                        bus,
+                        consumer_stream,
+                        consumer_durable,
+                        consumer_handler,
+                        stop_event=stop,
+                        max_concurrency=settings.max_concurrency,
+                    )
+                )
         await health.stop()
     finally:
         await bus.close()

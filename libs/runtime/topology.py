@@ -7,7 +7,9 @@ at once), so the services can start in any order.
                                     compacted snapshot of what the watcher saw
     CERTLC_ROTATE  certlc.rotate.>  work queue: rotate commands, consumed by issuer
     CERTLC_ISSUED  certlc.issued.>  work queue: written Secrets, consumed by rollout
-    CERTLC_AUDIT   certlc.audit.>   limits, 30 days: the public audit trail
+    CERTLC_AUDIT   certlc.audit.>   limits, 30 days: the public audit trail; rollout follows
+                                    its rotation failures (certlc.audit.*.*.rotation-failed)
+                                    to record them as Warning Events on the TCP
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import timedelta
 
 from libs.bus.specs import ConsumerSpec, Retention, StreamSpec
 from libs.contracts import subjects
+from libs.contracts.api import RotationFailed, audit_type_token
 
 DUPLICATE_WINDOW = 120.0
 AUDIT_MAX_AGE = timedelta(days=30).total_seconds()
@@ -70,4 +73,14 @@ ROLLOUT_CONSUMER = ConsumerSpec(
     ack_wait=60.0,
     description="rollout: rolls the control plane out, updates TCP status",
 )
-CONSUMERS = (ISSUER_CONSUMER, ROLLOUT_CONSUMER)
+# One filter subject per consumer (nats-server 2.9 ignores a list of them). Every message of the
+# filter is delivered, the oldest first; rollout records no Event for a failure older than a
+# Kubernetes Event lives, so a consumer created on a long audit trail posts no stale ones.
+ROLLOUT_FAILURES_CONSUMER = ConsumerSpec(
+    stream=subjects.AUDIT_STREAM,
+    durable=subjects.ROLLOUT_FAILURES_DURABLE,
+    filter_subject=subjects.audit_events(audit_type_token(RotationFailed)),
+    ack_wait=30.0,
+    description="rollout: Warning Events on the TCP for failed rotations",
+)
+CONSUMERS = (ISSUER_CONSUMER, ROLLOUT_CONSUMER, ROLLOUT_FAILURES_CONSUMER)

@@ -85,6 +85,7 @@ class Issuer:
             at=datetime.now(UTC),
             message=message[:1024],
             retryable=retryable,
+            secrets=cmd.secrets,
         )
         await publish_audit(self.bus, event, cmd.id)
 

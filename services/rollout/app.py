@@ -5,6 +5,9 @@ reading the Secrets as they are *then*: Secrets written by several commands clos
 up in one pod template, hence one rollout, and a later message finds nothing left to change.
 The status phase is `CertificateAuthorityRotating` from `CaRotationBegan` until the rollout
 with the new CA has completed, then `Ready`.
+
+A second consumer follows the rotation failures on the audit stream and records each as a
+Warning Event on its TCP (the issuer may not write Events); see `failures`.
 """
 
 from __future__ import annotations
@@ -26,16 +29,17 @@ from libs.contracts.api import (
     RolloutFailed,
     RolloutStarted,
 )
-from libs.contracts.codec import MalformedMessage, decode_issued
+from libs.contracts.codec import MalformedMessage, decode_audit, decode_issued
 from libs.contracts.messages import CaRotationBegan, SecretsWritten
 from libs.kube import aio
 from libs.kube.client import KubeClient
-from libs.kube.errors import KubeError, NotFound, RetryableKubeError
+from libs.kube.errors import AlreadyExists, KubeError, NotFound, RetryableKubeError
 from libs.pki import CHECKSUM_ANNOTATION, SecretKind, checksum, secret_name
 from libs.runtime import metrics
 from libs.runtime.config import Settings
-from libs.runtime.service import publish_audit, run_consumer_service
+from libs.runtime.service import ExtraConsumer, publish_audit, run_consumer_service
 from services.rollout.events import tcp_event
+from services.rollout.failures import Ignored, failure, failure_event
 from services.rollout.plan import (
     CA_ROTATING,
     READY,
@@ -219,6 +223,47 @@ class Rollout:
         return True
 
 
+class FailureEvents:
+    """Records the rotation failures of the audit stream as Warning Events on their TCP.
+
+    Idempotent: the Event's name derives from the failure, so a redelivery (or the other
+    replica) finds it already there. A failure whose TCP is gone is acknowledged without one.
+    """
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    async def handle(self, delivery: Delivery) -> None:
+        metrics.CONSUMER_PENDING.labels(subjects.ROLLOUT_FAILURES_DURABLE).set(delivery.num_pending)
+        try:
+            event = decode_audit(delivery.data)
+        except MalformedMessage as exc:
+            raise PermanentError(f"malformed audit event on {delivery.subject}: {exc}") from None
+        ns, name = event.namespace, event.tcp
+        if subjects.tcp_of(delivery.subject) != (ns, name):
+            raise PermanentError(f"audit event about {ns}/{name} on {delivery.subject}")
+        extra = {"namespace": ns, "tcp": name, "rotation_id": event.rotation_id}
+        found = failure(event, datetime.now(UTC))
+        if isinstance(found, Ignored):
+            log.info("no Event for this audit event: %s", found.why, extra=extra)
+            return
+        try:
+            tcp = await aio.call(self.kube.get_tcp, ns, name)
+            body = failure_event(found, tcp)
+            await aio.call(self.kube.create_event, ns, body)
+        except NotFound:
+            log.info("TenantControlPlane gone; no %s Event", found.reason, extra=extra)
+            return
+        except AlreadyExists:
+            log.info("%s Event already recorded", found.reason, extra=extra)
+            return
+        except RetryableKubeError as exc:
+            raise TemporaryError(str(exc), delay=exc.retry_after or 2.0) from None
+        except KubeError as exc:
+            raise PermanentError(f"could not record the {found.reason} Event: {exc}") from None
+        log.info("%s Event %s recorded", found.reason, body["metadata"]["name"], extra=extra)
+
+
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     await run_consumer_service(
         "rollout",
@@ -227,4 +272,11 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         stream=subjects.ISSUED_STREAM,
         durable=subjects.ROLLOUT_DURABLE,
         make_handler=lambda bus, kube: Rollout(bus, kube, settings).handle,
+        extra=(
+            ExtraConsumer(
+                stream=subjects.AUDIT_STREAM,
+                durable=subjects.ROLLOUT_FAILURES_DURABLE,
+                make_handler=lambda bus, kube: FailureEvents(kube).handle,
+            ),
+        ),
     )

@@ -48,7 +48,7 @@ def tenant_factory(stack: Stack, request: pytest.FixtureRequest) -> Callable[[],
         name = f"{module}-{next(_names)}"
         seed_tenant(stack.sim, name)
         try:  # generous: other suites may share the machine
-            stack.settled(name, 13, timeout=90)
+            stack.first_issued(name, timeout=90)
         except AssertionError as exc:
             tails = "\n".join(
                 f"--- {p.name}-{p.instance}\n{p.log_text()[-3000:]}"

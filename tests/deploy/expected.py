@@ -79,6 +79,7 @@ NATS_USERS: dict[str, NatsPermissions] = {
     "certlc-rollout": NatsPermissions(
         publish=frozenset({subjects.AUDIT_SUBJECTS})
         | pull(topology.ROLLOUT_CONSUMER)
+        | pull(topology.ROLLOUT_FAILURES_CONSUMER)
         | stream_admin(),
         subscribe=frozenset({INBOX}),
     ),

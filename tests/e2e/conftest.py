@@ -29,6 +29,6 @@ def tenant(stack: Stack, request: pytest.FixtureRequest) -> str:
     """A new TCP (etcd, konnectivity on) whose Secrets certlc has issued and rolled out."""
     name = f"tcp-{next(_names)}"
     seed_tenant(stack.sim, name)
-    stack.settled(name, 13)
+    stack.first_issued(name)
     stack.quiet(name)
     return name

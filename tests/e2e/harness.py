@@ -144,6 +144,14 @@ class Stack:
         wait_for(lambda: self.deployment_done(tcp), timeout, f"rollout of {tcp}")
         return secrets
 
+    def first_issued(self, tcp: str, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+        """Wait until a new TCP has its 13 Secrets and the rollout of them has completed (its
+        `rollout.completed` audit event is on the bus and the Deployment is done)."""
+        secrets = self.settled(tcp, 13, timeout)
+        wait_for(lambda: self.tap.audit(tcp, "rollout-completed"), timeout, f"the rollout of {tcp}")
+        wait_for(lambda: self.deployment_done(tcp), timeout, f"rollout of {tcp}")
+        return secrets
+
     def quiet(self, tcp: str, seconds: float = 3.0) -> list[str]:
         """Wait until no new ReplicaSet appears for `seconds`; the ReplicaSets then."""
         last, since = self.replicasets(tcp), time.monotonic()

@@ -1,0 +1,211 @@
+"""Rollout's Warning Events for failures on the audit stream: which failures, what the Event says,
+how it is named, and the consumer that brings them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from libs.contracts import subjects
+from libs.contracts.api import (
+    AuditEvent,
+    LoopGuardTripped,
+    RolloutFailed,
+    RotationFailed,
+    audit_token,
+)
+from libs.runtime import topology
+from services.rollout.events import event_name
+from services.rollout.failures import (
+    MAX_AGE,
+    ROTATION_FAILED,
+    Failure,
+    Ignored,
+    failure,
+    failure_event,
+)
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+TCP: dict[str, Any] = {
+    "apiVersion": "kamaji.clastix.io/v1alpha1",
+    "kind": "TenantControlPlane",
+    "metadata": {"name": "k8s-126", "namespace": "prod", "uid": "u-1", "resourceVersion": "7"},
+}
+CA_BROKEN = "ca Secret, key 'ca.crt': signer private key does not match the certificate"
+
+
+def failed(**changes: Any) -> RotationFailed:
+    fields: dict[str, Any] = {
+        "namespace": "prod",
+        "tcp": "k8s-126",
+        "rotation_id": "r-1",
+        "at": NOW - timedelta(minutes=1),
+        "message": CA_BROKEN,
+        "retryable": False,
+        "secrets": ("admin-kubeconfig",),
+        **changes,
+    }
+    return RotationFailed(**fields)
+
+
+def recorded(event: AuditEvent, now: datetime = NOW) -> Failure:
+    found = failure(event, now)
+    assert isinstance(found, Failure), found
+    return found
+
+
+def test_a_failed_rotation_is_a_warning_event_on_its_tcp_naming_secret_and_error() -> None:
+    body = failure_event(recorded(failed()), TCP)
+    assert body["type"] == "Warning"
+    assert body["reason"] == ROTATION_FAILED == "RotationFailed"
+    assert body["message"] == (
+        f"Rotation of k8s-126-admin-kubeconfig failed (rotation r-1), not retried: {CA_BROKEN}"
+    )
+    assert body["metadata"]["namespace"] == "prod"
+    assert body["involvedObject"] == {
+        "apiVersion": "kamaji.clastix.io/v1alpha1",
+        "kind": "TenantControlPlane",
+        "name": "k8s-126",
+        "namespace": "prod",
+        "uid": "u-1",
+        "resourceVersion": "7",
+    }
+    # the time of the failure, not of its recording
+    assert body["firstTimestamp"] == body["lastTimestamp"] == "2026-06-01T11:59:00Z"
+    assert body["count"] == 1
+    assert body["source"] == {"component": "certlc-rollout"}
+
+
+def test_the_same_failure_gets_the_same_name_whenever_and_wherever_it_is_handled() -> None:
+    first = failure_event(recorded(failed()), TCP)
+    redelivered = failure_event(recorded(failed(), NOW + timedelta(minutes=5)), TCP)
+    assert first == redelivered
+    name = first["metadata"]["name"]
+    assert name.startswith("k8s-126.")
+    assert len(name.split(".")[1]) == 16
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        failed(at=NOW - timedelta(seconds=30)),  # the same rotation failing again later
+        failed(rotation_id="r-2"),
+        failed(tcp="k8s-127"),
+        failed(namespace="staging"),
+    ],
+)
+def test_another_failure_gets_another_name(other: RotationFailed) -> None:
+    assert (
+        failure_event(recorded(other), TCP)["metadata"]["name"]
+        != failure_event(recorded(failed()), TCP)["metadata"]["name"]
+    )
+
+
+def test_a_failure_older_than_an_event_lives_gets_no_event() -> None:
+    assert timedelta(hours=1) == MAX_AGE
+    old = failed(at=NOW - MAX_AGE - timedelta(seconds=1))
+    found = failure(old, NOW)
+    assert isinstance(found, Ignored)
+    assert "older than" in found.why
+    assert isinstance(failure(failed(at=NOW - MAX_AGE), NOW), Failure)
+    assert isinstance(failure(failed(at=NOW + timedelta(minutes=2)), NOW), Failure)  # clock skew
+
+
+def test_times_with_another_offset_or_none_are_taken_in_utc() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    local = recorded(failed(at=datetime(2026, 6, 1, 13, 59, tzinfo=plus_two)))
+    naive = recorded(failed(at=datetime(2026, 6, 1, 11, 59)))
+    assert local == naive == recorded(failed())
+    assert failure_event(local, TCP)["firstTimestamp"] == "2026-06-01T11:59:00Z"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"retryable": True}, "Rotation of k8s-126-admin-kubeconfig failed (rotation r-1), "),
+        ({"secrets": ()}, "Rotation failed (rotation r-1), "),
+        ({"secrets": (), "rotation_id": ""}, "Rotation failed, "),
+        (
+            {"secrets": ("ca", "api-server-certificate", "admin-kubeconfig", "ca")},
+            "Rotation of k8s-126-ca, k8s-126-api-server-certificate, k8s-126-admin-kubeconfig "
+            "failed (rotation r-1), ",
+        ),
+        (
+            {"secrets": ("a", "b", "c", "d", "e", "f")},
+            "Rotation of k8s-126-a, k8s-126-b, k8s-126-c, k8s-126-d and 2 more failed "
+            "(rotation r-1), ",
+        ),
+    ],
+)
+def test_the_message_names_what_it_knows(changes: dict[str, Any], message: str) -> None:
+    text = recorded(failed(**changes)).message
+    assert text.startswith(message)
+    outcome = "will be retried" if changes.get("retryable") else "not retried"
+    assert text.endswith(f"{outcome}: {CA_BROKEN}")
+
+
+def test_a_long_error_is_cut_to_what_an_event_message_holds() -> None:
+    body = failure_event(recorded(failed(message="x " * 1000)), TCP)
+    assert len(body["message"]) == 1024
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        RolloutFailed(
+            namespace="prod", tcp="k8s-126", at=NOW, deployment="k8s-126", message="timeout"
+        ),
+        LoopGuardTripped(
+            namespace="prod",
+            tcp="k8s-126",
+            at=NOW,
+            secret="k8s-126-ca",
+            issued=5,
+            window_seconds=60,
+            message="looping",
+        ),
+    ],
+)
+def test_other_audit_events_get_no_event_here(event: AuditEvent) -> None:
+    found = failure(event, NOW)
+    assert isinstance(found, Ignored)
+    assert type(event).__name__ in found.why
+
+
+def test_random_names_remain_for_events_without_a_key() -> None:
+    assert event_name("k8s-126") != event_name("k8s-126")
+    assert event_name("k8s-126", "a") == event_name("k8s-126", "a") != event_name("k8s-126", "b")
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` one token, `>` the rest."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(have) > i
+        if i >= len(have) or (token != "*" and token != have[i]):
+            return False
+    return len(want) == len(have)
+
+
+def test_the_consumer_follows_exactly_the_rotation_failures_with_one_filter() -> None:
+    spec = topology.ROLLOUT_FAILURES_CONSUMER
+    assert spec in topology.CONSUMERS
+    assert spec.stream == subjects.AUDIT_STREAM
+    assert spec.durable == subjects.ROLLOUT_FAILURES_DURABLE
+    assert isinstance(spec.filter_subject, str)
+    assert spec.filter_subject == "certlc.audit.*.*.rotation-failed"
+    assert _matches(subjects.AUDIT_SUBJECTS, spec.filter_subject)
+    rotation_failed = subjects.audit("prod", "cp.team-a", audit_token(failed()))
+    assert _matches(spec.filter_subject, rotation_failed)
+    rollout_failed = RolloutFailed(
+        namespace="prod", tcp="k8s-126", at=NOW, deployment="k8s-126", message="timeout"
+    )
+    assert not _matches(spec.filter_subject, subjects.audit("prod", "k8s-126", "x"))
+    assert not _matches(
+        spec.filter_subject, subjects.audit("prod", "k8s-126", audit_token(rollout_failed))
+    )
+    # no other consumer of the same durable name on any stream
+    assert len({(c.stream, c.durable) for c in topology.CONSUMERS}) == len(topology.CONSUMERS)
