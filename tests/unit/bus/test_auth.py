@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 import nkeys
@@ -181,16 +182,45 @@ def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
     assert str(info.value) == f"CERTLC_NATS_NKEY_SEED: {tmp_path} is not a regular file"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_an_unreadable_file(tmp_path: Path) -> None:
-    path = tmp_path / "password"
-    path.write_text("s3cret")
-    path.chmod(0)
-    with pytest.raises(NatsAuthError) as info:
-        check_files(password_auth(path))
-    assert str(info.value) == (
-        f"CERTLC_NATS_PASSWORD_FILE: {path} is not readable (permission denied)"
-    )
+def _check_as(uid: int | None, auth: NatsAuth) -> str:
+    """`check_files(auth)`'s error message, checked as user `uid` (None: as we are) in a forked
+    child when a change of user is needed: root reads any file, so an unreadable file can only
+    be shown to an unprivileged user."""
+    if uid is None:
+        with pytest.raises(NatsAuthError) as info:
+            check_files(auth)
+        return str(info.value)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.close(read)
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            check_files(auth)
+            message = "no error"
+        except NatsAuthError as exc:
+            message = str(exc)
+        except BaseException as exc:  # reported to the parent
+            message = f"unexpected {type(exc).__name__}: {exc}"
+        os.write(write, message.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        message = pipe.read().decode()
+    os.waitpid(child, 0)
+    return message
+
+
+def test_an_unreadable_file() -> None:
+    nobody = 65534 if os.geteuid() == 0 else None
+    with tempfile.TemporaryDirectory() as directory:
+        Path(directory).chmod(0o755)
+        path = Path(directory) / "password"
+        path.write_text("s3cret")
+        path.chmod(0)
+        message = _check_as(nobody, password_auth(path))
+    assert message == f"CERTLC_NATS_PASSWORD_FILE: {path} is not readable (permission denied)"
 
 
 def test_a_seed_file_must_hold_a_user_seed(tmp_path: Path) -> None:
