@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import ipaddress
 import logging
 import os
 import secrets
@@ -19,10 +18,6 @@ from pathlib import Path
 
 import nkeys
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from libs.bus import (
     BusAuthError,
@@ -36,6 +31,7 @@ from libs.bus import (
 )
 from libs.contracts import subjects
 from libs.devenv import NatsServer
+from libs.pki.serving import ServingMaterial, make_serving_material
 from tests.fixtures.nats_keys import (
     KeyPair,
     account_jwt,
@@ -270,72 +266,20 @@ async def test_a_creds_file_with_another_users_seed_is_refused(
 # --- TLS with a private CA -------------------------------------------------------------------
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def write_ca(directory: Path, name: str) -> tuple[Path, ec.EllipticCurvePrivateKey, x509.Name]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(_name(name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+def write_ca(directory: Path, name: str) -> tuple[Path, ServingMaterial]:
+    """A private CA with a serving certificate for 127.0.0.1; the CA file and the material."""
+    material = make_serving_material(["127.0.0.1"], datetime.datetime.now(datetime.UTC))
     path = directory / f"{name}.crt"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path, key, cert.subject
+    path.write_bytes(material.ca_cert_pem)
+    return path, material
 
 
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[NatsServer, Path]]:
     """A server with a certificate for 127.0.0.1 from a private CA; yields it and the CA file."""
-    ca_file, ca_key, ca_name = write_ca(tmp_path, "test-ca")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("nats"))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    (tmp_path / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "server.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    ca_file, material = write_ca(tmp_path, "test-ca")
+    (tmp_path / "server.crt").write_bytes(material.cert_pem)
+    (tmp_path / "server.key").write_bytes(material.key_pem)
     server = server_with(
         tmp_path,
         f'tls {{ cert_file: "{tmp_path}/server.crt", key_file: "{tmp_path}/server.key" }}\n',
@@ -356,7 +300,7 @@ async def test_tls_with_another_ca_is_not_trusted(
     tls_server: tuple[NatsServer, Path], tmp_path: Path
 ) -> None:
     server, _ = tls_server
-    other_ca, _, _ = write_ca(tmp_path, "other-ca")
+    other_ca, _ = write_ca(tmp_path, "other-ca")
     url = f"tls://127.0.0.1:{server.port}"
     with pytest.raises(BusConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         await connect(
