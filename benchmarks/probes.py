@@ -23,6 +23,7 @@ from typing import Any
 
 import nats
 
+from libs.devenv import identities
 from libs.devenv.nats_server import NatsServer
 from libs.devenv.stack import ServiceSet, seed_datastores
 from libs.kubesim import KubeSim
@@ -127,11 +128,14 @@ class BenchStack:
     sim: KubeSim | None = None
     services: ServiceSet | None = None
     kubeconfig: Path | None = None
+    kubeconfigs: dict[str, Path] = field(default_factory=dict)
 
     def start_infra(self) -> KubeSim:
         self.nats = NatsServer(self.workdir / "jetstream").start()
-        self.sim = KubeSim(ready_delay=self.ready_delay, gc=True).start()
+        self.sim = KubeSim(ready_delay=self.ready_delay, gc=True, rbac=True).start()
         self.kubeconfig = self.sim.write_kubeconfig(self.workdir / "kubeconfig")
+        # Each service with its own ServiceAccount token, under deploy/'s RBAC, as deployed.
+        self.kubeconfigs = identities.install(self.sim, self.workdir)
         seed_datastores(self.sim, postgres=False)
         return self.sim
 
@@ -141,6 +145,7 @@ class BenchStack:
         self.services = ServiceSet(
             nats_url=self.nats.url,
             kubeconfig=str(self.kubeconfig),
+            kubeconfigs=self.kubeconfigs,
             log_dir=self.workdir / "logs",
             settings=dict(self.settings),
         )
