@@ -3,9 +3,11 @@
 `open_reader` creates an ordered, ack-less, ephemeral consumer on `stream` filtered by one
 subject (wildcards allowed) and starting at the first message, at a time (`since`), after a
 sequence (`after_seq`) or at the next message published (`only_new`). The server removes the
-consumer when the reader closes (or, if the process dies, after `inactive_threshold`); nats-py
-recreates it after a gap (missed heartbeats, a server restart), resuming after the last sequence
-seen, so a reader that follows a stream survives reconnects.
+consumer `inactive_threshold` after the reader closes (or its process dies): the reader never
+deletes it itself, so a user allowed to create ephemeral consumers on a stream needs no right to
+delete consumers there (which, by name, would also reach the durable ones of others). nats-py
+recreates the consumer after a gap (missed heartbeats, a server restart), resuming after the last
+sequence seen, so a reader that follows a stream survives reconnects.
 
 `StreamReader.next(max_wait)` hands over the next `StoredMessage` (subject, payload, stream
 sequence, the time the server stored it) or None on timeout; `caught_up` becomes true once every
@@ -34,7 +36,7 @@ from libs.bus.errors import BusError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INACTIVE_THRESHOLD = 30.0
+DEFAULT_INACTIVE_THRESHOLD = 10.0
 
 
 class StreamNotFoundError(BusError):
@@ -131,11 +133,11 @@ class StreamReader:
         return messages
 
     async def close(self) -> None:
-        """Delete the ephemeral consumer and unsubscribe. Safe to call twice."""
+        """Unsubscribe; the server removes the ephemeral consumer. Safe to call twice."""
         if self._closed:
             return
         self._closed = True
-        await _discard(self._bus, self._sub, self.stream)
+        await _discard(self._sub)
 
     async def __aenter__(self) -> Self:
         return self
@@ -226,7 +228,7 @@ async def open_reader(
     try:
         info = await sub.consumer_info()
     except (nats.errors.Error, TimeoutError):
-        await _discard(bus, sub, stream)
+        await _discard(sub)
         raise
     # nats-py keeps `config` to recreate the consumer after a gap, then from a sequence: a
     # start time left in it would make the server refuse that request.
@@ -253,10 +255,8 @@ async def open_reader(
     )
 
 
-async def _discard(bus: Bus, sub: JetStreamContext.PushSubscription, stream: str) -> None:
-    """Delete the consumer now rather than after `inactive_threshold`, then unsubscribe."""
-    with contextlib.suppress(nats.errors.Error, TimeoutError):
-        info = await sub.consumer_info()  # the current name: a recreated consumer has a new one
-        await bus.js.delete_consumer(stream, info.name)
+async def _discard(sub: JetStreamContext.PushSubscription) -> None:
+    """Unsubscribe: with no interest left, the server removes the ephemeral consumer after its
+    `inactive_threshold`. No delete request, so readers need no `CONSUMER.DELETE` right."""
     with contextlib.suppress(nats.errors.Error, TimeoutError):
         await sub.unsubscribe()

@@ -95,14 +95,20 @@ async def run_consumer_service(
     extra: Sequence[ExtraConsumer] = (),
 ) -> None:
     """The body of a service that consumes a durable with a Kubernetes client (issuer,
-    rollout): connect, ensure the topology, serve health, consume until `stop`.
+    rollout): connect, ensure its part of the topology (`topology.for_service(name)`, which
+    must own every consumer consumed here), serve health, consume until `stop`.
 
     `extra` consumers run concurrently on the same connection and client; one that fails
     stops the others, and the service with them."""
+    own_streams, own_consumers = topology.for_service(name, settings.stream_replicas)
+    owned = {(spec.stream, spec.durable) for spec in own_consumers}
+    consumed = {(stream, durable), *((e.stream, e.durable) for e in extra)}
+    if not consumed <= owned:
+        raise ValueError(f"{name} consumes {sorted(consumed - owned)}, not in its topology")
     kube = KubeClient.from_kubeconfig(settings.kubeconfig or None)
     bus = await connect(settings.nats_url, name=f"certlc-{name}", auth=settings.nats_auth())
     try:
-        await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
+        await ensure_topology(bus, own_streams, own_consumers)
         handler = make_handler(bus, kube)
         health = HealthServer(lambda: (bus.is_connected, "nats"), port=settings.health_port)
         if settings.health_port >= 0:

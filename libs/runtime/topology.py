@@ -1,7 +1,20 @@
 """The JetStream topology of certlc: its streams and durable consumers, declared once.
 
-Every service ensures the whole topology at start (idempotent, safe when several processes do it
-at once), so the services can start in any order.
+Each service ensures, at start, only its own part of the topology (`for_service`): every stream
+it publishes to or reads from, and the durable consumers it consumes. A stream is thus created by
+whichever of its users starts first, so the services can start in any order; each stream has one
+declaration, so every service ensures the same configuration (idempotent, safe when several
+processes do it at once). A service's NATS user may administer exactly that part
+(deploy/nats/auth.conf), and no other.
+
+    watcher    publishes certlc.events.>                     CERTLC_EVENTS
+    lifecycle  follows CERTLC_EVENTS (ordered consumer),     CERTLC_EVENTS, CERTLC_ROTATE,
+               publishes certlc.rotate.>, certlc.audit.>     CERTLC_AUDIT
+    issuer     consumes CERTLC_ROTATE (durable issuer),      CERTLC_ROTATE, CERTLC_ISSUED,
+               publishes certlc.issued.>, certlc.audit.>     CERTLC_AUDIT; consumer issuer
+    rollout    consumes CERTLC_ISSUED (durable rollout) and  CERTLC_ISSUED, CERTLC_AUDIT;
+               CERTLC_AUDIT (durable rollout-failures),      consumers rollout,
+               publishes certlc.audit.>                      rollout-failures
 
     CERTLC_EVENTS  certlc.events.>  limits, one message kept per subject: the change feed and a
                                     compacted snapshot of what the watcher saw
@@ -14,6 +27,7 @@ at once), so the services can start in any order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 from libs.bus.specs import ConsumerSpec, Retention, StreamSpec
@@ -84,3 +98,37 @@ ROLLOUT_FAILURES_CONSUMER = ConsumerSpec(
     description="rollout: Warning Events on the TCP for failed rotations",
 )
 CONSUMERS = (ISSUER_CONSUMER, ROLLOUT_CONSUMER, ROLLOUT_FAILURES_CONSUMER)
+
+
+SERVICES = ("watcher", "lifecycle", "issuer", "rollout")
+
+# The streams each service publishes to or reads from, and the durable consumers it consumes.
+_STREAMS_OF: Mapping[str, tuple[str, ...]] = {
+    "watcher": (subjects.EVENTS_STREAM,),
+    "lifecycle": (subjects.EVENTS_STREAM, subjects.ROTATE_STREAM, subjects.AUDIT_STREAM),
+    "issuer": (subjects.ROTATE_STREAM, subjects.ISSUED_STREAM, subjects.AUDIT_STREAM),
+    "rollout": (subjects.ISSUED_STREAM, subjects.AUDIT_STREAM),
+}
+_CONSUMERS_OF: Mapping[str, tuple[ConsumerSpec, ...]] = {
+    "watcher": (),
+    "lifecycle": (),
+    "issuer": (ISSUER_CONSUMER,),
+    "rollout": (ROLLOUT_CONSUMER, ROLLOUT_FAILURES_CONSUMER),
+}
+
+
+def for_service(
+    name: str, replicas: int = 1
+) -> tuple[tuple[StreamSpec, ...], tuple[ConsumerSpec, ...]]:
+    """The streams and durable consumers service `name` ensures at start, and may administer.
+
+    The streams come from `streams(replicas)` (one declaration for all services), in its order;
+    every consumer's stream is among them, so a service can start on an empty server.
+    """
+    if name not in _STREAMS_OF:
+        raise ValueError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+    wanted = _STREAMS_OF[name]
+    return (
+        tuple(spec for spec in streams(replicas) if spec.name in wanted),
+        _CONSUMERS_OF[name],
+    )

@@ -291,7 +291,7 @@ class Lifecycle:
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     bus = await connect(settings.nats_url, name="certlc-lifecycle", auth=settings.nats_auth())
     try:
-        await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
+        await ensure_topology(bus, *topology.for_service("lifecycle", settings.stream_replicas))
         app = Lifecycle(bus, settings)
         health = HealthServer(
             lambda: (app.ready() and bus.is_connected, "ready" if app.ready() else "catching up"),

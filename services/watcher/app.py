@@ -309,7 +309,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     kube = KubeClient.from_kubeconfig(settings.kubeconfig or None)
     bus = await connect(settings.nats_url, name="certlc-watcher", auth=settings.nats_auth())
     try:
-        await ensure_topology(bus, topology.streams(settings.stream_replicas), topology.CONSUMERS)
+        await ensure_topology(bus, *topology.for_service("watcher", settings.stream_replicas))
         watcher = Watcher(bus, kube, settings)
         health = HealthServer(
             lambda: (watcher.ready and bus.is_connected, "ready" if watcher.ready else "listing"),

@@ -16,14 +16,16 @@ from libs.runtime import topology
 INBOX = "_INBOX.>"  # nats-py's default inbox prefix: JetStream API replies, pulled messages
 
 
-def stream_admin() -> frozenset[str]:
-    """Every service ensures the whole topology at start: read, create, update; never delete."""
+def topology_admin(service: str) -> frozenset[str]:
+    """What a service ensures at start (topology.for_service), and only that: read, create and
+    update its streams, read and create its own durable consumers; never delete."""
+    streams, consumers = topology.for_service(service)
     allowed = {
         f"$JS.API.STREAM.{op}.{stream.name}"
-        for stream in topology.streams()
+        for stream in streams
         for op in ("INFO", "CREATE", "UPDATE")
     }
-    for consumer in topology.CONSUMERS:
+    for consumer in consumers:
         allowed.add(f"$JS.API.CONSUMER.INFO.{consumer.stream}.{consumer.durable}")
         allowed.add(create_subject(consumer))
     return frozenset(allowed)
@@ -46,8 +48,19 @@ def pull(consumer: ConsumerSpec) -> frozenset[str]:
 
 
 def ordered_follow(stream: str) -> frozenset[str]:
-    """An ordered consumer (libs.bus.replay): an ephemeral push consumer with flow control."""
+    """An ordered consumer (libs.bus.replay, libs.bus.read): an ephemeral push consumer with flow
+    control, created without a name (the server names it; no durable can be created there)."""
     return frozenset({f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.FC.{stream}.>"})
+
+
+def ordered_read(stream: str) -> frozenset[str]:
+    """libs.bus.read as `certlc audit` uses it: the stream's last sequence and the reader's
+    backlog (STREAM.INFO, CONSUMER.INFO of its server-named consumer: `*`, read-only), no
+    delete (the server removes the consumer after its inactive threshold), no fetch, no ack."""
+    return ordered_follow(stream) | {
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.CONSUMER.INFO.{stream}.*",
+    }
 
 
 @dataclass(frozen=True)
@@ -60,44 +73,33 @@ class NatsPermissions:
 AUDIT = subjects.AUDIT_STREAM
 NATS_USERS: dict[str, NatsPermissions] = {
     "certlc-watcher": NatsPermissions(
-        publish=frozenset({subjects.EVENTS_SUBJECTS}) | stream_admin(),
+        publish=frozenset({subjects.EVENTS_SUBJECTS}) | topology_admin("watcher"),
         subscribe=frozenset({INBOX}),
     ),
     "certlc-lifecycle": NatsPermissions(
         publish=frozenset({subjects.ROTATE_SUBJECTS, subjects.AUDIT_SUBJECTS})
         | ordered_follow(subjects.EVENTS_STREAM)
-        | stream_admin(),
+        | topology_admin("lifecycle"),
         subscribe=frozenset({f"{subjects.API_ROTATE} {subjects.API_QUEUE_GROUP}", INBOX}),
         allow_responses=True,
     ),
     "certlc-issuer": NatsPermissions(
         publish=frozenset({subjects.ISSUED_SUBJECTS, subjects.AUDIT_SUBJECTS})
         | pull(topology.ISSUER_CONSUMER)
-        | stream_admin(),
+        | topology_admin("issuer"),
         subscribe=frozenset({INBOX}),
     ),
     "certlc-rollout": NatsPermissions(
         publish=frozenset({subjects.AUDIT_SUBJECTS})
         | pull(topology.ROLLOUT_CONSUMER)
         | pull(topology.ROLLOUT_FAILURES_CONSUMER)
-        | stream_admin(),
+        | topology_admin("rollout"),
         subscribe=frozenset({INBOX}),
     ),
+    # Tooling: the rotate API, and the audit trail live or through its own ordered consumers;
+    # nothing that names, fetches from, acknowledges on or deletes a durable consumer.
     "certlc-external": NatsPermissions(
-        publish=frozenset(
-            {
-                subjects.API_ROTATE,
-                f"$JS.API.STREAM.INFO.{AUDIT}",
-                f"$JS.API.STREAM.MSG.GET.{AUDIT}",
-                f"$JS.API.CONSUMER.CREATE.{AUDIT}",
-                f"$JS.API.CONSUMER.CREATE.{AUDIT}.>",
-                f"$JS.API.CONSUMER.INFO.{AUDIT}.*",
-                f"$JS.API.CONSUMER.DELETE.{AUDIT}.*",
-                f"$JS.API.CONSUMER.MSG.NEXT.{AUDIT}.*",
-                f"$JS.ACK.{AUDIT}.>",
-                f"$JS.FC.{AUDIT}.>",
-            }
-        ),
+        publish=frozenset({subjects.API_ROTATE}) | ordered_read(AUDIT),
         subscribe=frozenset({subjects.AUDIT_SUBJECTS, INBOX}),
     ),
 }

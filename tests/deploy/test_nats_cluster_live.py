@@ -79,13 +79,28 @@ async def test_streams_are_replicated_on_the_three_servers(cluster: list[NatsSer
         connect_deadline=5,
     )
     try:
-        await ensure_topology(bus, topology.streams(SIZE), topology.CONSUMERS, retry_for=30)
-        for spec in topology.streams(SIZE):
-            info = await bus.js.stream_info(spec.name)
-            assert info.config.num_replicas == SIZE
-            assert info.cluster is not None
-            members = {info.cluster.leader, *(r.name for r in info.cluster.replicas or [])}
-            assert members == {f"nats-{i}" for i in range(SIZE)}
+        # each service ensures its own part, logged in as itself, and sees it replicated
+        replicated: set[str] = set()
+        for service in topology.SERVICES:
+            own = await connect(
+                f"nats://certlc-{service}:{PASSWORD}@{server.host}:{server.port}",
+                name=f"cluster-test-{service}",
+                connect_deadline=5,
+            )
+            try:
+                streams, consumers = topology.for_service(service, SIZE)
+                await ensure_topology(own, streams, consumers, retry_for=30)
+                for spec in streams:
+                    info = await own.js.stream_info(spec.name)
+                    assert info.config.num_replicas == SIZE
+                    assert info.cluster is not None
+                    leader, replicas = info.cluster.leader, info.cluster.replicas or []
+                    members = {leader, *(r.name for r in replicas)}
+                    assert members == {f"nats-{i}" for i in range(SIZE)}
+                    replicated.add(spec.name)
+            finally:
+                await own.close()
+        assert replicated == {spec.name for spec in topology.streams(SIZE)}
         ack = await publish(bus, subjects.tcp_event("ns", "tcp"), b"fact", msg_id="f1")
         assert ack.stream == subjects.EVENTS_STREAM
         # no_advertise: the client learns no other server's address.

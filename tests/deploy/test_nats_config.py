@@ -12,6 +12,7 @@ import pytest
 
 from libs.devenv import NatsServerError
 from libs.devenv.nats_server import find_nats_server_binary
+from libs.runtime import topology
 from tests.deploy import natsconf
 from tests.deploy.expected import CREDENTIALS_SECRET, NATS_USERS, SERVICE_USERS
 from tests.deploy.manifests import (
@@ -82,8 +83,62 @@ def test_no_user_may_use_the_whole_jetstream_api_or_everything(user: str) -> Non
             tokens = subject.split(" ")[0].split(".")
             assert tokens[0] not in (">", "*"), f"{user}: {subject}"
             assert not (tokens[0] == "$JS" and tokens[-1] == ">" and len(tokens) <= 3), subject
-            assert ".DELETE." not in subject or user == "certlc-external", subject
+            assert ".DELETE." not in subject, subject
             assert ".PURGE." not in subject, subject
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_USERS))
+def test_each_service_ensures_the_streams_it_uses_and_the_consumers_it_pulls(service: str) -> None:
+    """topology.for_service against what the service's user must publish: the streams it
+    publishes to or follows, and the durables it fetches from, are exactly what it ensures."""
+    publish = NATS_USERS[SERVICE_USERS[service]].publish
+    pulled = {
+        (c.stream, c.durable)
+        for c in topology.CONSUMERS
+        if f"$JS.API.CONSUMER.MSG.NEXT.{c.stream}.{c.durable}" in publish
+    }
+    used = {
+        s.name
+        for s in topology.streams()
+        if set(s.subjects) & publish or f"$JS.API.CONSUMER.CREATE.{s.name}" in publish
+    }
+    streams, consumers = topology.for_service(service)
+    assert {s.name for s in streams} == used | {stream for stream, _ in pulled}
+    assert {(c.stream, c.durable) for c in consumers} == pulled
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` one token, `>` one or more at the end."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(have) > i
+        if i >= len(have) or token not in ("*", have[i]):
+            return False
+    return len(want) == len(have)
+
+
+@pytest.mark.parametrize("user", sorted(NATS_USERS))
+def test_no_user_but_its_owner_may_touch_a_durable_consumer(user: str) -> None:
+    """Create, delete, fetch from or acknowledge on a durable: its owner only, even through a
+    wildcard. (CONSUMER.INFO, read-only, is not checked.)"""
+    allowed = users("default")[user]["permissions"]["publish"]["allow"]
+    service = user.removeprefix("certlc-")
+    own = topology.for_service(service)[1] if service in SERVICE_USERS else ()
+    for consumer in topology.CONSUMERS:
+        if consumer in own:
+            continue
+        where = f"{consumer.stream}.{consumer.durable}"
+        for subject in (
+            f"$JS.API.CONSUMER.CREATE.{where}",
+            f"$JS.API.CONSUMER.CREATE.{where}.certlc.audit.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{where}",
+            f"$JS.API.CONSUMER.DELETE.{where}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{where}",
+            f"$JS.ACK.{where}.1.1.1.1.1",
+        ):
+            reach = [pattern for pattern in allowed if matches(pattern, subject)]
+            assert not reach, f"{user} may publish {subject} through {reach}"
 
 
 def test_responses_are_allowed_once_and_briefly() -> None:

@@ -23,17 +23,28 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
-from libs.bus import Bus, Delivery, connect, ensure_topology, publish, run_consumer, serve
+from libs.bus import (
+    Bus,
+    Delivery,
+    Outcome,
+    connect,
+    ensure_topology,
+    publish,
+    run_consumer,
+    serve,
+)
 from libs.bus.delivery import Request
 from libs.bus.replay import follow_stream
 from libs.contracts import subjects
 from libs.devenv import NatsServer
 from libs.runtime import topology
+from tests.deploy.expected import create_subject
 from tests.deploy.manifests import generated, overlay
 
 pytestmark = pytest.mark.timeout(120)
 
-USERS = ("watcher", "lifecycle", "issuer", "rollout", "external")
+SERVICES = topology.SERVICES
+USERS = (*SERVICES, "external")
 TCP = ("tenant-a", "k8s-126")
 
 
@@ -59,9 +70,9 @@ def server_config(directory: Path) -> Path:
     return directory / "nats.conf"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    directory = tmp_path_factory.mktemp("nats-auth")
+@contextlib.contextmanager
+def deployed_server(directory: Path) -> Iterator[NatsServer]:
+    """A nats-server on deploy/'s configuration, its JetStream store empty, in `directory`."""
     conf = server_config(directory)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SERVER_NAME", "certlc-test")
@@ -73,6 +84,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
         yield nats_server
     finally:
         nats_server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    with deployed_server(tmp_path_factory.mktemp("nats-auth")) as nats_server:
+        yield nats_server
 
 
 def url(server: NatsServer, user: str) -> str:
@@ -150,19 +167,80 @@ async def test_only_the_right_password_logs_in(server: NatsServer) -> None:
     assert (await login(server, "nobody", "")).startswith(b"-ERR 'Authorization Violation'")
 
 
-async def test_every_service_user_ensures_the_whole_topology(buses: dict[str, Bus]) -> None:
-    for user in ("watcher", "lifecycle", "issuer", "rollout"):
-        report = await ensure_topology(
-            buses[user], topology.streams(1), topology.CONSUMERS, retry_for=5
-        )
-        assert len(report.outcomes) == len(topology.streams(1)) + len(topology.CONSUMERS)
+def own_keys(service: str) -> set[str]:
+    """The keys of the `ensure_topology` report of the service's own topology."""
+    streams, consumers = topology.for_service(service)
+    return {f"stream:{s.name}" for s in streams} | {
+        f"consumer:{c.stream}/{c.durable}" for c in consumers
+    }
+
+
+async def test_every_service_user_ensures_its_own_topology(buses: dict[str, Bus]) -> None:
+    for user in SERVICES:
+        report = await ensure_topology(buses[user], *topology.for_service(user), retry_for=5)
+        assert set(report.outcomes) == own_keys(user)
+    # ... and each reads back what it ensured: together, the whole topology.
+    for user in SERVICES:
+        streams, consumers = topology.for_service(user)
+        for stream in streams:
+            info = await buses[user].js.stream_info(stream.name)
+            assert info.config.subjects == list(stream.subjects)
+        for consumer in consumers:
+            found = await buses[user].js.consumer_info(consumer.stream, consumer.durable)
+            assert found.config.filter_subject == consumer.filter_subject
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_each_service_starts_first_on_an_empty_server(tmp_path: Path, service: str) -> None:
+    """Any start order: alone, a service creates every stream and consumer it needs."""
+    with deployed_server(tmp_path) as fresh:
+        bus = await connect(url(fresh, service), name=f"test-{service}", connect_deadline=5)
+        try:
+            report = await ensure_topology(bus, *topology.for_service(service), retry_for=5)
+            assert report.outcomes == dict.fromkeys(own_keys(service), Outcome.CREATED)
+            again = await ensure_topology(bus, *topology.for_service(service), retry_for=5)
+            assert set(again.outcomes.values()) == {Outcome.UNCHANGED}
+        finally:
+            await bus.close()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_a_service_cannot_ensure_what_it_does_not_own(
+    server: NatsServer, service: str
+) -> None:
+    """Its user is refused reading, creating and updating every other stream and consumer."""
+    streams, consumers = topology.for_service(service)
+    others = [s for s in topology.streams(1) if s not in streams]
+    foreign = [c for c in topology.CONSUMERS if c not in consumers]
+    async with raw(server, service) as violations:
+        for stream in others:
+            for op in ("INFO", "CREATE", "UPDATE"):
+                subject = f"$JS.API.STREAM.{op}.{stream.name}"
+                errors = await attempt(violations, "pub", subject)
+                assert errors, f"certlc-{service} may publish {subject}, it must not"
+        for consumer in foreign:
+            for subject in (
+                create_subject(consumer),
+                f"$JS.API.CONSUMER.INFO.{consumer.stream}.{consumer.durable}",
+                f"$JS.API.CONSUMER.DURABLE.CREATE.{consumer.stream}.{consumer.durable}",
+            ):
+                errors = await attempt(violations, "pub", subject)
+                assert errors, f"certlc-{service} may publish {subject}, it must not"
+    # And through the library: the request gets no answer, ensure_topology gives up.
+    if others:
+        bus = await connect(url(server, service), name=f"test-{service}", connect_deadline=5)
+        try:
+            with pytest.raises(nats.errors.TimeoutError):
+                await ensure_topology(bus, others[:1], retry_for=1)
+        finally:
+            await bus.close()
 
 
 async def test_the_pipeline_runs_with_one_user_per_service(buses: dict[str, Bus]) -> None:
     """watcher -> lifecycle -> issuer -> rollout -> audit, and the rotate API from outside."""
     ns, tcp = TCP
-    for user in ("watcher", "lifecycle", "issuer", "rollout"):
-        await ensure_topology(buses[user], topology.streams(1), topology.CONSUMERS, retry_for=5)
+    for user in SERVICES:
+        await ensure_topology(buses[user], *topology.for_service(user), retry_for=5)
     stop = asyncio.Event()
 
     # watcher: a fact on the events stream.
@@ -281,9 +359,10 @@ async def test_the_pipeline_runs_with_one_user_per_service(buses: dict[str, Bus]
             return len(seen) >= 2
 
         await eventually(audit_read)
-        # as the certlc CLI does (libs/bus/read.py): look at the consumer, delete it when done
+        # as the certlc CLI does (libs/bus/read.py): look at the consumer, then just stop
+        # listening; the server removes it (deleting it is not allowed)
         info = await sub.consumer_info()
-        assert await buses["external"].js.delete_consumer(subjects.AUDIT_STREAM, info.name)
+        assert info.config.durable_name is None
         await sub.unsubscribe()
         # (the issuer's audit may land after the rollout's: two publishers, no order between)
         assert sorted(seen) == sorted(
@@ -296,6 +375,7 @@ async def test_the_pipeline_runs_with_one_user_per_service(buses: dict[str, Bus]
 
 # (user, action, subject): what each user must be refused. Publishing into another service's
 # stream, consuming another service's queue, deleting or purging anything.
+FAILURES = topology.ROLLOUT_FAILURES_CONSUMER
 REFUSED: list[tuple[str, str, str]] = [
     ("watcher", "pub", subjects.rotate(*TCP)),
     ("watcher", "pub", subjects.audit(*TCP, "x")),
@@ -326,6 +406,24 @@ REFUSED: list[tuple[str, str, str]] = [
     ("external", "pub", f"$JS.API.CONSUMER.MSG.NEXT.{subjects.ROTATE_STREAM}.issuer"),
     ("external", "sub", subjects.ROTATE_SUBJECTS),
     ("external", "sub", subjects.API_ROTATE),
+    # certlc's durable consumer on the audit stream: not deleted, fetched from, acknowledged on,
+    # created or changed by tooling (nor any consumer deleted: its own ones expire)
+    ("external", "pub", f"$JS.API.CONSUMER.DELETE.{FAILURES.stream}.{FAILURES.durable}"),
+    ("external", "pub", f"$JS.API.CONSUMER.MSG.NEXT.{FAILURES.stream}.{FAILURES.durable}"),
+    ("external", "pub", f"$JS.ACK.{FAILURES.stream}.{FAILURES.durable}.1.1.1.1.1"),
+    ("external", "pub", create_subject(FAILURES)),
+    ("external", "pub", f"$JS.API.CONSUMER.CREATE.{FAILURES.stream}.{FAILURES.durable}"),
+    ("external", "pub", f"$JS.API.CONSUMER.DURABLE.CREATE.{FAILURES.stream}.{FAILURES.durable}"),
+    ("external", "pub", f"$JS.API.CONSUMER.DELETE.{subjects.AUDIT_STREAM}.any"),
+    ("external", "pub", f"$JS.API.CONSUMER.MSG.NEXT.{subjects.AUDIT_STREAM}.any"),
+    ("external", "pub", f"$JS.API.STREAM.MSG.GET.{subjects.AUDIT_STREAM}"),
+    ("external", "pub", f"$JS.API.STREAM.UPDATE.{subjects.AUDIT_STREAM}"),
+    # the examples of least privilege on the topology (every case: test_a_service_cannot_...)
+    ("watcher", "pub", f"$JS.API.STREAM.CREATE.{subjects.ROTATE_STREAM}"),
+    ("watcher", "pub", create_subject(topology.ISSUER_CONSUMER)),
+    ("issuer", "pub", create_subject(topology.ROLLOUT_CONSUMER)),
+    ("issuer", "pub", create_subject(FAILURES)),
+    ("lifecycle", "pub", f"$JS.API.STREAM.UPDATE.{subjects.ISSUED_STREAM}"),
 ]
 
 # And what each may do, as plain publishes and subscriptions (no JetStream involved).
@@ -341,6 +439,8 @@ ALLOWED: list[tuple[str, str, str]] = [
     ("external", "pub", subjects.API_ROTATE),
     ("external", "sub", subjects.AUDIT_SUBJECTS),
     ("external", "sub", subjects.audit_filter("ns")),
+    ("external", "pub", f"$JS.API.STREAM.INFO.{subjects.AUDIT_STREAM}"),
+    ("external", "pub", f"$JS.API.CONSUMER.CREATE.{subjects.AUDIT_STREAM}"),
 ]
 
 

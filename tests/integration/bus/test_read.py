@@ -87,8 +87,9 @@ async def test_after_seq_and_only_new(bus: Bus) -> None:
 
 
 async def test_closing_removes_the_consumer(bus: Bus) -> None:
+    """Without a delete request: the server removes it `inactive_threshold` after the close."""
     await _declare(bus)
-    reader = await open_reader(bus, STREAM, "log.>")
+    reader = await open_reader(bus, STREAM, "log.>", inactive_threshold=1.0)
     info = await bus.js.stream_info(STREAM)
     assert info.state.consumer_count == 1
     await reader.close()
