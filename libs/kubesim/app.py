@@ -22,6 +22,7 @@ from libs.kubesim.errors import ApiError, MethodNotAllowed, NotFound
 from libs.kubesim.faults import Faults
 from libs.kubesim.negotiation import aggregated_discovery
 from libs.kubesim.resources import Registry
+from libs.kubesim.reviews import Reviews, impersonated
 from libs.kubesim.routing import RequestInfo, parse
 from libs.kubesim.tokens import TokenIssuer
 from libs.kubesim.wire import Request, Response, Result
@@ -52,6 +53,7 @@ class Application:
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.tokens = tokens
+        self.reviews = Reviews(authorizer)
         self.server_address = server_address
         self.admin = AdminApi(faults, snapshot)
 
@@ -71,6 +73,12 @@ class Application:
             request.identity = ANONYMOUS
         else:
             request.identity = self.authenticator.authenticate(request.header("Authorization"))
+        user = request.header("Impersonate-User")
+        if user:
+            groups = tuple(
+                g.strip() for g in (request.header("Impersonate-Group") or "").split(",") if g
+            )
+            request.identity = impersonated(request.identity, user, groups, self.authorizer)
         if path.startswith("/_sim/"):
             return self.admin.handle(request, path)
         found = self._discovery(request, path)
@@ -92,6 +100,8 @@ class Application:
             info.subresource,
         )
         identity = request.identity or ANONYMOUS
+        if info.rt.review and info.verb == "create":  # about the caller: open to everyone
+            return self.reviews.serve(request, info, identity)
         if not self.authorizer(identity, attrs):
             raise forbidden_error(identity, attrs)
         if not info.supported:

@@ -4,10 +4,10 @@ kubectl's typed clients (`kubectl create secret|namespace|serviceaccount|token|r
 `application/vnd.kubernetes.protobuf`: the magic `k8s\\0`, then a `runtime.Unknown` envelope
 whose `raw` field is the object in the generated.proto encoding. The stand-in answers in
 JSON (allowed by kubectl's Accept header) and only needs to read such bodies, so this module
-decodes the protobuf wire format for Secret, Namespace, ServiceAccount, TokenRequest and the
-four RBAC kinds (with ObjectMeta and OwnerReference) into the same JSON-shaped dicts as a
-JSON body. Zero values are dropped, as Go's `omitempty` would when the API server re-encodes
-them. Other kinds raise `ProtobufError` so the caller can answer 415.
+decodes the protobuf wire format for Secret, Namespace, ServiceAccount, TokenRequest, the
+four RBAC kinds and the self reviews (with ObjectMeta and OwnerReference) into the same
+JSON-shaped dicts as a JSON body. Zero values are dropped, as Go's `omitempty` would when the
+API server re-encodes them. Other kinds raise `ProtobufError` so the caller can answer 415.
 """
 
 from __future__ import annotations
@@ -114,6 +114,25 @@ SCHEMAS: dict[str, dict[int, tuple[str, str]]] = {
         2: ("subjects", "[]Subject"),
         3: ("roleRef", "RoleRef"),
     },
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SelfSubjectAccessReviewSpec"),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes"),
+        2: ("nonResourceAttributes", "NonResourceAttributes"),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "str"),
+        2: ("verb", "str"),
+        3: ("group", "str"),
+        4: ("version", "str"),
+        5: ("resource", "str"),
+        6: ("subresource", "str"),
+        7: ("name", "str"),
+    },
+    "NonResourceAttributes": {1: ("path", "str"), 2: ("verb", "str")},
+    "SelfSubjectReview": {1: ("metadata", "ObjectMeta")},
     "Time": {1: ("seconds", "int"), 2: ("nanos", "int")},
     "MapEntry": {1: ("key", "bytes"), 2: ("value", "bytes")},
 }
@@ -127,6 +146,8 @@ KINDS = frozenset(
         "ClusterRoleBinding",
         "Role",
         "RoleBinding",
+        "SelfSubjectAccessReview",
+        "SelfSubjectReview",
     }
 )
 

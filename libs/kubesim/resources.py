@@ -70,6 +70,7 @@ class ResourceType:
     printer_columns: tuple[PrinterColumn, ...] = field(default=())
     scale: ScalePaths | None = None
     token_subresource: bool = False  # ServiceAccounts: POST .../<name>/token (TokenRequest)
+    review: bool = False  # create-only and never stored: the answer is about the caller
 
     @property
     def api_version(self) -> str:
@@ -191,6 +192,26 @@ BUILTINS: tuple[ResourceType, ...] = (
     ),
     ResourceType(RBAC_GROUP, "v1", "Role", "roles", "role", True),
     ResourceType(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", True),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        False,
+        verbs=("create",),
+        review=True,
+    ),
+    ResourceType(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        "selfsubjectreview",
+        False,
+        verbs=("create",),
+        review=True,
+    ),
     ResourceType(
         "kamaji.clastix.io",
         "v1alpha1",

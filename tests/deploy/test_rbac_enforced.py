@@ -21,7 +21,7 @@ from libs.devenv import identities
 from libs.kubesim import KubeSim
 from tests.deploy.expected import RBAC
 from tests.deploy.manifests import NAMESPACE, SERVICES, render
-from tests.fixtures.kube import api_client
+from tests.fixtures.kube import api_client, run_kubectl
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 # (group, version, resource, namespaced, subresource)
@@ -168,3 +168,35 @@ def test_the_lifecycle_service_account_may_do_nothing(
         assert codes == {403}
     finally:
         caller.close()
+
+
+# What docs/deploy.md tells an administrator to check on a cluster, run here as written there:
+# `kubectl auth can-i VERB RESOURCE --as=system:serviceaccount:certlc-system:certlc-<service>`.
+CAN_I = (
+    ("watcher", "watch secrets", "yes"),
+    ("watcher", "list tenantcontrolplanes.kamaji.clastix.io", "yes"),
+    ("watcher", "update secrets", "no"),
+    ("issuer", "create secrets", "yes"),
+    ("issuer", "delete secrets", "yes"),
+    ("issuer", "patch deployments.apps", "no"),
+    ("rollout", "patch deployments.apps", "yes"),
+    ("rollout", "patch tenantcontrolplanes.kamaji.clastix.io --subresource=status", "yes"),
+    ("rollout", "patch tenantcontrolplanes.kamaji.clastix.io", "no"),
+    ("rollout", "update secrets", "no"),
+    ("lifecycle", "get secrets", "no"),
+)
+
+
+def test_kubectl_auth_can_i_as_each_service_account(
+    cluster: tuple[KubeSim, dict[str, Path]], tmp_path: Path
+) -> None:
+    sim, _ = cluster
+    admin = sim.write_kubeconfig(tmp_path / "admin")
+    answers = []
+    for service, question, _ in CAN_I:
+        account = f"--as=system:serviceaccount:{NAMESPACE}:certlc-{service}"
+        done = run_kubectl(
+            admin, tmp_path, "auth", "can-i", *question.split(), account, "-A", check=False
+        )
+        answers.append((service, question, done.stdout.strip()))
+    assert answers == list(CAN_I)

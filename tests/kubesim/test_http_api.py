@@ -30,6 +30,8 @@ def test_legacy_discovery(kube_api: Any) -> None:
         "apps",
         "coordination.k8s.io",
         "rbac.authorization.k8s.io",
+        "authorization.k8s.io",
+        "authentication.k8s.io",
         "kamaji.clastix.io",
     }
     assert (

@@ -169,6 +169,8 @@ def test_discovery_documents() -> None:
         "apps",
         "coordination.k8s.io",
         "rbac.authorization.k8s.io",
+        "authorization.k8s.io",
+        "authentication.k8s.io",
         "kamaji.clastix.io",
     ]
     assert discovery.api_resource_list(REGISTRY, "nope", "v1") is None

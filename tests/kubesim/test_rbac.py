@@ -380,3 +380,70 @@ def test_the_role_of_a_binding_cannot_change(admin_api: Any) -> None:
         'rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"ClusterRole", Name:"second"}: '
         "cannot change roleRef"
     )
+
+
+# ---------------------------------------------------------------------------- self reviews
+
+
+def access_review(api: Any, **attributes: str) -> Any:
+    body = {"spec": {"resourceAttributes": attributes}}
+    return client.AuthorizationV1Api(api).create_self_subject_access_review(body)
+
+
+def test_self_subject_access_review_answers_with_the_authorizer(admin_api: Any, robot: Any) -> None:
+    grant_cluster_wide(admin_api, "secret-reader", [rule([""], ["secrets"], ["get"])])
+    allowed = access_review(robot, verb="get", resource="secrets", namespace="default")
+    assert allowed.kind == "SelfSubjectAccessReview"
+    assert allowed.status.allowed is True
+    assert access_review(robot, verb="delete", resource="secrets").status.allowed is False
+    assert access_review(admin_api, verb="delete", resource="secrets").status.allowed is True
+
+
+def test_self_subject_review_names_the_caller(robot: Any) -> None:
+    review = client.AuthenticationV1Api(robot).create_self_subject_review({})
+    assert review.status.user_info.username == SA_USER
+    assert review.status.user_info.groups == [
+        "system:serviceaccounts",
+        "system:serviceaccounts:default",
+        "system:authenticated",
+    ]
+
+
+def test_kubectl_auth_can_i_and_whoami_with_impersonation(
+    sim: KubeSim, admin_api: Any, tmp_path: Path
+) -> None:
+    service_account(admin_api)
+    grant_cluster_wide(admin_api, "secret-writer", [rule([""], ["secrets"], ["create"])])
+    config = tmp_path / "admin"
+    sim.write_kubeconfig(config)
+    as_robot = f"--as={SA_USER}"
+    yes = run_kubectl(config, tmp_path, "auth", "can-i", "create", "secrets", as_robot)
+    assert yes.stdout.strip() == "yes"
+    no = run_kubectl(config, tmp_path, "auth", "can-i", "delete", "secrets", as_robot, check=False)
+    assert (no.returncode, no.stdout.strip()) == (1, "no")
+    whoami = run_kubectl(config, tmp_path, "auth", "whoami", as_robot, "-o", "json")
+    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == SA_USER
+    refused = run_kubectl(config, tmp_path, "get", "secrets", as_robot, check=False)
+    assert refused.returncode == 1
+    assert f'User "{SA_USER}" cannot list resource "secrets"' in refused.stderr
+
+
+def test_impersonation_needs_the_impersonate_verb(
+    sim: KubeSim, admin_api: Any, robot: Any, tmp_path: Path
+) -> None:
+    service_account(admin_api, "other")
+    robot.set_default_header("Impersonate-User", "system:serviceaccount:default:other")
+    status = denied(lambda: client.AuthenticationV1Api(robot).create_self_subject_review({}))
+    assert status["message"] == (
+        f'serviceaccounts "other" is forbidden: User "{SA_USER}" cannot impersonate resource '
+        '"serviceaccounts" in API group "" in the namespace "default"'
+    )
+    grant_cluster_wide(
+        admin_api,
+        "impersonator",
+        [rule([""], ["serviceaccounts"], ["impersonate"], resourceNames=["other"])],
+    )
+    review = client.AuthenticationV1Api(robot).create_self_subject_review({})
+    assert review.status.user_info.username == "system:serviceaccount:default:other"
+    robot.set_default_header("Impersonate-User", "someone")  # a user, not the allowed account
+    denied(lambda: client.AuthenticationV1Api(robot).create_self_subject_review({}))
