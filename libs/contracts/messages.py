@@ -165,6 +165,7 @@ class DataStoreDeleted(Message, frozen=True, kw_only=True, tag="datastore.delete
     name: str
     uid: str
     resource_version: str
+    observed_at: datetime | None = None
 
 
 class WatcherSynced(Message, frozen=True, kw_only=True, tag="watcher.synced"):

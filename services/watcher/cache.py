@@ -33,6 +33,7 @@ from services.watcher.facts import (
     Checked,
     Job,
     Tcp,
+    datastore_deleted,
     meta,
     msg_id,
     observe_datastore,
@@ -107,6 +108,7 @@ class Cache:
     pending: dict[SecretKey, Obj] = field(default_factory=dict)  # data not yet checked
     gone_secrets: dict[SecretKey, SecretRef] = field(default_factory=dict)
     gone_tcps: dict[TcpKey, Obj] = field(default_factory=dict)
+    gone_datastores: dict[str, Obj] = field(default_factory=dict)
     datastores: dict[str, Obj] = field(default_factory=dict)
     dirty_secrets: set[SecretKey] = field(default_factory=set)
     dirty_tcps: set[TcpKey] = field(default_factory=set)
@@ -133,9 +135,11 @@ class Cache:
             name = str(meta(obj).get("name") or "")
             if kind == "DELETED":
                 self.datastores.pop(name, None)
+                self.gone_datastores[name] = obj
             else:
                 self.datastores[name] = obj
-                self.dirty_datastores.add(name)
+                self.gone_datastores.pop(name, None)
+            self.dirty_datastores.add(name)
 
     def _fold_secret(self, kind: str, obj: Obj) -> None:
         owner = owner_of(obj)
@@ -251,6 +255,8 @@ class Cache:
             if ds is not None:
                 observed = observe_datastore(ds, ca=None, client=None, now=now)
                 out.append(checked(subjects.datastore_event(name), observed))
+            elif (gone_ds := self.gone_datastores.pop(name, None)) is not None:
+                out.append(checked(subjects.datastore_event(name), datastore_deleted(gone_ds, now)))
         for key in sorted(self.dirty_tcps):
             obj = self.tcps.get(key)
             if obj is not None:

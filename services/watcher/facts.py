@@ -24,6 +24,7 @@ from libs.contracts import subjects
 from libs.contracts.codec import encode
 from libs.contracts.messages import (
     CertFacts,
+    DataStoreDeleted,
     DataStoreObserved,
     Message,
     Problem,
@@ -222,6 +223,16 @@ def tcp_spec(obj: Obj) -> TcpSpec | None:
         return TcpSpec.from_resource(obj)
     except PkiError:
         return None
+
+
+def datastore_deleted(obj: Obj, now: datetime) -> DataStoreDeleted:
+    m = meta(obj)
+    return DataStoreDeleted(
+        name=str(m.get("name") or ""),
+        uid=str(m.get("uid") or ""),
+        resource_version=str(m.get("resourceVersion") or ""),
+        observed_at=now,
+    )
 
 
 def observe_datastore(

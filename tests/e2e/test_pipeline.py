@@ -17,6 +17,7 @@ from pathlib import Path
 import nats
 import pytest
 
+from libs.devenv import seed
 from libs.devenv.stack import seed_tenant
 from libs.pki import CA_SIGNED_KINDS, SecretKind, summarize
 from tests.e2e.harness import Stack, wait_for
@@ -378,6 +379,22 @@ def test_metrics_show_every_certificate_and_the_work_done(stack: Stack, tenant: 
     assert re.search(
         r"^certlc_rollout_duration_seconds_count [1-9]", scrape(stack, "rollout"), re.M
     )
+
+
+def test_a_deleted_datastore_is_reported(stack: Stack) -> None:
+    """DataStore facts keep the compacted events stream true: a deleted one is reported too."""
+    subject = "certlc.events.datastore.scratch"
+
+    def facts() -> list[str]:
+        return [json.loads(d)["type"] for s, _, d in list(stack.tap.messages) if s == subject]
+
+    for obj in seed.etcd_datastore("scratch"):
+        stack.sim.create(obj)
+    wait_for(lambda: "datastore.observed" in facts(), 20, "the DataStore observed")
+    stack.sim.delete("datastores", "scratch", namespace="")
+    wait_for(lambda: facts()[-1:] == ["datastore.deleted"], 20, "the DataStore deleted")
+    # in order (the tap sees a publish again when it is retried; JetStream keeps one)
+    assert list(dict.fromkeys(facts())) == ["datastore.observed", "datastore.deleted"]
 
 
 def test_no_private_key_ever_crossed_the_bus(stack: Stack) -> None:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
-from libs.contracts.messages import SecretDeleted, SecretObserved, TcpObserved
+from libs.contracts import subjects
+from libs.contracts.messages import (
+    DataStoreDeleted,
+    DataStoreObserved,
+    SecretDeleted,
+    SecretObserved,
+    TcpObserved,
+)
 from libs.pki import SecretKind
 from services.watcher.cache import Cache
 from services.watcher.facts import check
@@ -125,3 +134,34 @@ def test_should_ignore_secrets_that_belong_to_no_tcp() -> None:
     obj["metadata"]["labels"] = {}
     cache.fold("secrets", "ADDED", obj)
     assert not cache.has_work()
+
+
+def datastore_object(version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "kamaji.clastix.io/v1alpha1",
+        "kind": "DataStore",
+        "metadata": {"name": "default", "uid": "ds-uid", "resourceVersion": version},
+        "spec": {"driver": "etcd"},
+    }
+
+
+def test_should_report_a_deleted_datastore_and_a_recreated_one() -> None:
+    facts = msgspec.json.Decoder(DataStoreObserved | DataStoreDeleted).decode
+    cache = listed_cache()
+    cache.holding = False
+    cache.take(NOW)
+    cache.fold("datastores", "ADDED", datastore_object("5"))
+    (added,) = cache.take(NOW).others
+    assert added.subject == subjects.datastore_event("default")
+    assert isinstance(facts(added.payload), DataStoreObserved)
+    cache.fold("datastores", "DELETED", datastore_object("6"))
+    (deleted,) = cache.take(NOW).others
+    assert deleted.subject == subjects.datastore_event("default")
+    assert facts(deleted.payload) == DataStoreDeleted(
+        name="default", uid="ds-uid", resource_version="6", observed_at=NOW
+    )
+    assert cache.take(NOW).others == []  # reported once
+    cache.fold("datastores", "DELETED", datastore_object("6"))
+    cache.fold("datastores", "ADDED", datastore_object("7"))  # back before the next round
+    (again,) = cache.take(NOW).others
+    assert isinstance(facts(again.payload), DataStoreObserved)
