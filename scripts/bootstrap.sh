@@ -13,6 +13,8 @@ apt_missing=()
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || apt_missing+=(nats-server)
 command -v kubectl >/dev/null 2>&1 || apt_missing+=(kubernetes-client)
 command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
+# htpasswd: bcrypt hashes in deploy/nats-credentials.sh (tests/deploy runs it with each hasher).
+command -v htpasswd >/dev/null 2>&1 || apt_missing+=(apache2-utils)
 "$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_missing+=(python3-venv)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "bootstrap: installing with apt: ${apt_missing[*]}" >&2

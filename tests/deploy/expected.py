@@ -112,6 +112,8 @@ SERVICE_USERS = {
     "rollout": "certlc-rollout",
 }
 CREDENTIALS_SECRET = "certlc-nats-credentials"
+# The NATS server's Secret: bcrypt hashes of those passwords, same keys.
+SERVER_AUTH_SECRET = "certlc-nats-server-auth"
 
 # RBAC: (apiGroup, resource) -> verbs, per service. The lifecycle has no Kubernetes access.
 KAMAJI = "kamaji.clastix.io"

@@ -16,6 +16,7 @@ from libs.devenv import NatsServer, free_tcp_ports
 from libs.runtime import topology
 from tests.deploy.expected import NATS_USERS
 from tests.deploy.manifests import NAMESPACE, generated, overlay
+from tests.deploy.natsserver import server_password
 
 pytestmark = pytest.mark.timeout(120)
 SIZE = 3
@@ -57,7 +58,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[NatsServe
     try:
         with pytest.MonkeyPatch.context() as env:
             for user in NATS_USERS:
-                env.setenv(f"CERTLC_{user.removeprefix('certlc-').upper()}_PASSWORD", PASSWORD)
+                variable = f"CERTLC_{user.removeprefix('certlc-').upper()}_PASSWORD"
+                env.setenv(variable, server_password(PASSWORD))  # a bcrypt hash, as deployed
             for index, conf in enumerate(configs):
                 env.setenv("SERVER_NAME", f"nats-{index}")  # as the pod's metadata.name
                 server = NatsServer(jetstream=False, extra_args=["-c", str(conf)])

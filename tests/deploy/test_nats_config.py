@@ -14,7 +14,12 @@ from libs.devenv import NatsServerError
 from libs.devenv.nats_server import find_nats_server_binary
 from libs.runtime import topology
 from tests.deploy import natsconf
-from tests.deploy.expected import CREDENTIALS_SECRET, NATS_USERS, SERVICE_USERS
+from tests.deploy.expected import (
+    CREDENTIALS_SECRET,
+    NATS_USERS,
+    SERVER_AUTH_SECRET,
+    SERVICE_USERS,
+)
 from tests.deploy.manifests import (
     DEPLOY,
     NAMESPACE,
@@ -147,15 +152,16 @@ def test_responses_are_allowed_once_and_briefly() -> None:
 
 
 @pytest.mark.parametrize("name", WITH_NATS)
-def test_passwords_come_from_the_credentials_secret(name: str) -> None:
-    """Server side: each password variable is set from the Secret key the service uses."""
+def test_password_hashes_come_from_the_server_auth_secret(name: str) -> None:
+    """Server side: each password variable is set from the server's Secret (bcrypt hashes), under
+    the key the service uses in the clients' Secret; the server reads no plaintext password."""
     env = env_of(nats_container(name))
     service_keys = {f"certlc-{service}": service for service in SERVICE_USERS}
     for user, entry in users(name).items():
         variable = entry["password"]
         assert isinstance(variable, natsconf.Var), f"{user}: password must not be in the file"
         ref = env[variable.name]["valueFrom"]["secretKeyRef"]
-        assert ref["name"] == CREDENTIALS_SECRET
+        assert ref["name"] == SERVER_AUTH_SECRET
         assert ref["key"] == service_keys.get(user, user.removeprefix("certlc-"))
 
 
@@ -183,6 +189,7 @@ def test_the_credentials_script_creates_every_key() -> None:
     keys = set(match.group(1).split())
     assert keys == set(SERVICE_USERS) | {"external"}
     assert f"name={CREDENTIALS_SECRET}" in script
+    assert f"server_name={SERVER_AUTH_SECRET}" in script
     assert f'namespace="${{NAMESPACE:-{NAMESPACE}}}"' in script
 
 

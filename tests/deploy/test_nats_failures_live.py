@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,34 +25,12 @@ from libs.runtime import topology
 from libs.runtime.service import publish_audit
 from tests.cli.conftest import certlc_run
 from tests.deploy.expected import create_subject
-from tests.deploy.test_nats_live import (
-    USERS,
-    attempt,
-    eventually,
-    password,
-    raw,
-    server_config,
-    url,
-)
+from tests.deploy.natsserver import password, url
+from tests.deploy.test_nats_live import attempt, eventually, raw
 
 pytestmark = pytest.mark.timeout(120)
 
 FAILURES = topology.ROLLOUT_FAILURES_CONSUMER
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    conf = server_config(tmp_path_factory.mktemp("nats-auth-failures"))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SERVER_NAME", "certlc-test")
-        for user in USERS:
-            env.setenv(f"CERTLC_{user.upper()}_PASSWORD", password(user))
-        nats_server = NatsServer(jetstream=False, extra_args=["-c", str(conf)])
-        nats_server.start()
-    try:
-        yield nats_server
-    finally:
-        nats_server.cleanup()
 
 
 @pytest_asyncio.fixture

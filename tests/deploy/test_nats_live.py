@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import nats
@@ -39,61 +39,12 @@ from libs.contracts import subjects
 from libs.devenv import NatsServer
 from libs.runtime import topology
 from tests.deploy.expected import create_subject
-from tests.deploy.manifests import generated, overlay
+from tests.deploy.natsserver import USERS, deployed_server, password, server_password, url
 
 pytestmark = pytest.mark.timeout(120)
 
 SERVICES = topology.SERVICES
-USERS = (*SERVICES, "external")
 TCP = ("tenant-a", "k8s-126")
-
-
-def password(user: str) -> str:
-    return f"test-{user}-0123456789abcdef"
-
-
-def server_config(directory: Path) -> Path:
-    """Write the rendered NATS ConfigMap into `directory`, paths redirected; return nats.conf."""
-    data = generated(overlay("default"), "ConfigMap", "nats-config")["data"]
-    store = directory / "jetstream"
-    replacements = {
-        'store_dir: "/data"': f'store_dir: "{store}"',
-        'pid_file: "/var/run/nats/nats.pid"': f'pid_file: "{directory / "nats.pid"}"',
-        'http: "0.0.0.0:8222"': "",
-    }
-    conf = data["nats.conf"]
-    for old, new in replacements.items():
-        assert old in conf, f"nats.conf no longer has {old!r}: update this test"
-        conf = conf.replace(old, new)
-    for name, text in data.items():
-        (directory / name).write_text(conf if name == "nats.conf" else text)
-    return directory / "nats.conf"
-
-
-@contextlib.contextmanager
-def deployed_server(directory: Path) -> Iterator[NatsServer]:
-    """A nats-server on deploy/'s configuration, its JetStream store empty, in `directory`."""
-    conf = server_config(directory)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SERVER_NAME", "certlc-test")
-        for user in USERS:
-            env.setenv(f"CERTLC_{user.upper()}_PASSWORD", password(user))
-        nats_server = NatsServer(jetstream=False, extra_args=["-c", str(conf)])
-        nats_server.start()
-    try:
-        yield nats_server
-    finally:
-        nats_server.cleanup()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    with deployed_server(tmp_path_factory.mktemp("nats-auth")) as nats_server:
-        yield nats_server
-
-
-def url(server: NatsServer, user: str) -> str:
-    return f"nats://certlc-{user}:{password(user)}@{server.host}:{server.port}"
 
 
 @pytest_asyncio.fixture
@@ -188,6 +139,18 @@ async def test_every_service_user_ensures_its_own_topology(buses: dict[str, Bus]
         for consumer in consumers:
             found = await buses[user].js.consumer_info(consumer.stream, consumer.durable)
             assert found.config.filter_subject == consumer.filter_subject
+
+
+async def test_the_server_holds_only_bcrypt_hashes(server: NatsServer) -> None:
+    """The server is given hashes (no plaintext-password warning); each user logs in with its
+    password, and the hash itself is no password."""
+    assert "Plaintext passwords detected" not in server.log_text()
+    for user in USERS:
+        assert await login(server, f"certlc-{user}", password(user)) == b"PONG\r\n"
+    hashed = server_password(password("watcher")).strip('"')
+    assert hashed.startswith("$2b$11$")
+    refused = await login(server, "certlc-watcher", hashed)
+    assert refused.startswith(b"-ERR 'Authorization Violation'")
 
 
 @pytest.mark.parametrize("service", SERVICES)

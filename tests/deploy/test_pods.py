@@ -14,6 +14,7 @@ import pytest
 from libs.bus.auth import AuthMethod
 from libs.runtime.config import Settings
 from libs.runtime.settings import load_settings
+from tests.deploy.expected import CREDENTIALS_SECRET, SERVER_AUTH_SECRET
 from tests.deploy.manifests import (
     NAMESPACE,
     OVERLAYS,
@@ -270,10 +271,12 @@ def test_a_metrics_service_per_certlc_service(name: str, service: str) -> None:
 
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_config_references_resolve(name: str) -> None:
-    """ConfigMaps and ServiceAccounts referenced by pods exist in the same render; the only
-    Secret referenced (by the NATS server's variables and the services' password files) is the
-    NATS credentials one (created by deploy/nats-credentials.sh)."""
+    """ConfigMaps and ServiceAccounts referenced by pods exist in the same render. The only
+    Secrets referenced are those of deploy/nats-credentials.sh: the services' password files come
+    from the plaintext one, the NATS server's password variables from the bcrypt hashes (and the
+    server references nothing else: it never holds a plaintext password)."""
     objects = overlay(name)
+    referenced: dict[str, set[str]] = {}
     configmaps = {m["metadata"]["name"] for m in of_kind(objects, "ConfigMap")}
     accounts = {a["metadata"]["name"] for a in of_kind(objects, "ServiceAccount")}
     for workload in workloads(objects):
@@ -284,7 +287,8 @@ def test_config_references_resolve(name: str) -> None:
             if "configMap" in volume:
                 assert volume["configMap"]["name"] in configmaps
             if "secret" in volume:
-                assert volume["secret"]["secretName"] == "certlc-nats-credentials"
+                assert volume["secret"]["secretName"] == CREDENTIALS_SECRET
+                referenced.setdefault(workload["metadata"]["name"], set()).add(CREDENTIALS_SECRET)
         for c in containers(workload):
             for source in c.get("envFrom", []):
                 assert source["configMapRef"]["name"] in configmaps
@@ -299,5 +303,12 @@ def test_config_references_resolve(name: str) -> None:
                     ]
                     assert ref["key"] in config["data"]
                 if "secretKeyRef" in source:
-                    assert source["secretKeyRef"]["name"] == "certlc-nats-credentials"
+                    assert workload["kind"] == "StatefulSet", "only NATS reads Secrets as variables"
+                    assert source["secretKeyRef"]["name"] == SERVER_AUTH_SECRET
+                    referenced.setdefault(workload["metadata"]["name"], set()).add(
+                        SERVER_AUTH_SECRET
+                    )
+    services = {f"certlc-{service}": {CREDENTIALS_SECRET} for service in SERVICES}
+    nats = {"nats": {SERVER_AUTH_SECRET}} if of_kind(objects, "StatefulSet") else {}
+    assert referenced == services | nats
     assert not of_kind(objects, "Secret"), "no Secret (and no password) is rendered"
