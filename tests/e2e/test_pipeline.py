@@ -393,7 +393,7 @@ def test_a_deleted_datastore_is_reported(stack: Stack) -> None:
     wait_for(lambda: "datastore.observed" in facts(), 20, "the DataStore observed")
     stack.sim.delete("datastores", "scratch", namespace="")
     wait_for(lambda: facts()[-1:] == ["datastore.deleted"], 20, "the DataStore deleted")
-    # in order (the tap sees a publish again when it is retried; JetStream keeps one)
+    # in order; the tap on `>` also sees lifecycle's push deliveries, under the same subject
     assert list(dict.fromkeys(facts())) == ["datastore.observed", "datastore.deleted"]
 
 
