@@ -211,10 +211,6 @@ def read_password(auth: NatsAuth) -> str:
     return password
 
 
-def _check_credentials(path: Path, label: str) -> None:
-    read_credentials(path, label)
-
-
 def read_credentials(path: Path, label: str) -> tuple[str, str]:
     """The user JWT and nkey seed of a `.creds` file (checked)."""
     lines = _read(path, label).decode("utf-8", errors="replace").splitlines()
@@ -258,7 +254,7 @@ def tls_context(auth: NatsAuth) -> ssl.SSLContext | None:
 def check_files(auth: NatsAuth) -> None:
     """Read and check every file `auth` names; `NatsAuthError` at the first bad one."""
     if auth.credentials is not None:
-        _check_credentials(auth.credentials, auth.label("credentials"))
+        read_credentials(auth.credentials, auth.label("credentials"))
     if auth.nkey_seed is not None:
         label = auth.label("nkey_seed")
         _check_seed(_read(auth.nkey_seed, label).strip(), label, auth.nkey_seed)

@@ -41,8 +41,7 @@ class DeployIdentities:
         return [o["metadata"]["name"] for o in self.objects if o["kind"] == "ServiceAccount"]
 
 
-def _documents(base: Path) -> Iterator[Obj]:
-    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+def _documents(base: Path, kustomization: Mapping[str, Any]) -> Iterator[Obj]:
     for resource in kustomization.get("resources") or []:
         for doc in yaml.safe_load_all((base / resource).read_text()):
             if isinstance(doc, dict):
@@ -73,7 +72,7 @@ def deploy_identities(base: Path = DEPLOY_BASE) -> DeployIdentities:
     accounts: list[Obj] = []
     rbac: list[Obj] = []
     pods: dict[str, Mapping[str, Any]] = {}
-    for doc in _documents(base):
+    for doc in _documents(base, kustomization):
         kind = doc.get("kind")
         if kind == "ServiceAccount":
             accounts.append(doc)
