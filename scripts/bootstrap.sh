@@ -16,12 +16,20 @@ command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
 # htpasswd: bcrypt hashes in deploy/nats-credentials.sh (tests/deploy runs it with each hasher).
 command -v htpasswd >/dev/null 2>&1 || apt_missing+=(apache2-utils)
 "$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_missing+=(python3-venv)
+# The image test (tests/image): build the image without a Docker engine or a registry, and run it.
+command -v podman >/dev/null 2>&1 || apt_missing+=(podman)
+command -v buildah >/dev/null 2>&1 || apt_missing+=(buildah)
+command -v runc >/dev/null 2>&1 || apt_missing+=(runc)
+[ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null 2>&1 || apt_missing+=(debootstrap)
+# promtool (Debian ships it in package prometheus): tests of deploy/components/monitoring's rules.
+command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     echo "bootstrap: installing with apt: ${apt_missing[*]}" >&2
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+        "${apt_missing[@]}" >/dev/null
 fi
 
 # pip, with the notes some machines' pip configuration prints about absent local indexes filtered

@@ -91,14 +91,55 @@ def test_runtime_gets_only_the_venv_and_runs_as_10001() -> None:
 def test_builder_installs_hash_checked_runtime_dependencies_only() -> None:
     _, (builder, _) = stages()
     runs = " ".join(" ".join(run.split()) for run in builder.all("RUN"))
-    (install,) = [cmd for cmd in runs.split("&&") if "-c requirements.lock" in cmd]
+    (install,) = [cmd for cmd in runs.split("&&") if "-c /tmp/constraints.txt" in cmd]
     assert "--require-hashes" in install.split()
     assert "--only-binary=:all:" in install.split()
+    assert "--no-compile" in install.split()  # bytecode: the start-up modules only, below
+    assert "cp requirements.lock /tmp/constraints.txt" in runs
     assert "--no-build-isolation" in runs  # the build backend is the hash-pinned one
     assert "python -m venv --without-pip /opt/certlc" in runs
     for service in SERVICES:
         assert f"/opt/certlc/bin/certlc-{service}" in runs
     assert '! /opt/certlc/bin/python -c "import pytest"' in runs  # dev tools stay out
+    assert "--invalidation-mode unchecked-hash -i /tmp/startup-modules.txt" in runs
+
+
+def test_sdist_only_packages_are_built_from_the_locked_sdist() -> None:
+    """nkeys is published as an sdist only: the download is checked against the lock's hash
+    (`pip download --require-hashes`), and the wheel built from it is installed by its own hash;
+    only those packages leave the constraints."""
+    _, (builder, _) = stages()
+    sdist_only = [a for a in builder.all("ARG") if a.startswith("SDIST_ONLY=")]
+    assert sdist_only == ['SDIST_ONLY="nkeys"']
+    lock = (REPO / "requirements.lock").read_text()
+    block = re.search(r"^nkeys==\S+ \\\n((?:\s+--hash=sha256:\w+ ?\\?\n)+)", lock, re.M)
+    assert block, "nkeys is pinned with hashes in the lock"
+    runs = " ".join(" ".join(run.split()) for run in builder.all("RUN"))
+    assert "pip download --no-deps --no-binary=:all: --require-hashes -r /tmp/sdists.txt" in runs
+    assert "pip wheel --no-deps --no-build-isolation --no-index" in runs
+    assert "--hash=sha256:$(sha256sum" in runs
+
+
+def test_every_pip_step_may_use_the_build_ca_secret_and_nothing_stores_it() -> None:
+    _, (builder, runtime) = stages()
+    for run in builder.all("RUN"):
+        if "pip " in run:
+            assert run.startswith("--mount=type=secret,id=build-ca "), run
+            assert "export PIP_CERT=/run/secrets/build-ca" in run
+    assert not any("build-ca" in run for run in runtime.all("RUN"))
+    assert all("build-ca" not in env for env in builder.all("ENV") + runtime.all("ENV"))
+
+
+def test_no_module_imports_the_asyncio_kubernetes_client() -> None:
+    """The Dockerfile removes kubernetes.aio from the image: nothing may need it."""
+    offenders = [
+        str(path.relative_to(REPO))
+        for top in ("libs", "services")
+        for path in (REPO / top).rglob("*.py")
+        if re.search(r"\bkubernetes\.aio\b|from kubernetes import aio\b", path.read_text())
+    ]
+    assert offenders == []
+    assert 'rm -r "${site}/kubernetes/aio"' in DOCKERFILE.read_text()
 
 
 def test_build_requirements_are_pinned_with_hashes_and_fit_pyproject() -> None:
