@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from libs.runtime import metrics
+
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], tuple[bool, str]]
@@ -28,6 +30,8 @@ class HealthServer:
         self.port = port
         self.registry = registry
         self._server: asyncio.Server | None = None
+        if registry is REGISTRY:  # certlc_ready follows the readiness check, read at scrape
+            metrics.READY.set_function(lambda: 1.0 if self.ready()[0] else 0.0)
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._handle, self.host, self.port)

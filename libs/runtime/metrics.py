@@ -13,6 +13,11 @@ Each service exports the ones it updates on `/metrics`:
     certlc_rollouts_total{result}                       rollout (completed, failed, unchanged)
     certlc_rollout_duration_seconds                     rollout (histogram)
     certlc_consumer_pending_messages{consumer}          issuer, rollout (lag of their consumer)
+    certlc_rollout_started_timestamp_seconds{namespace,tcp}  rollout (a rollout being waited on)
+    certlc_rollout_timeout_seconds                      rollout (CERTLC_ROLLOUT_TIMEOUT)
+    certlc_ready                                        every service (1: /readyz answers 200)
+
+deploy/components/monitoring holds the alerts and the dashboard built on them.
 """
 
 from __future__ import annotations
@@ -57,3 +62,12 @@ ROLLOUT_DURATION = Histogram(
 CONSUMER_PENDING = Gauge(
     "certlc_consumer_pending_messages", "Messages not yet delivered to the consumer", ("consumer",)
 )
+ROLLOUT_STARTED = Gauge(
+    "certlc_rollout_started_timestamp_seconds",
+    "When the rollout being waited on was started (Unix time); gone once it ends",
+    ("namespace", "tcp"),
+)
+ROLLOUT_TIMEOUT = Gauge(
+    "certlc_rollout_timeout_seconds", "How long a rollout may take (CERTLC_ROLLOUT_TIMEOUT)"
+)
+READY = Gauge("certlc_ready", "1 when the service is ready (/readyz answers 200), else 0")

@@ -73,6 +73,7 @@ class Rollout:
         self.kube = kube
         self.settle = settings.rollout_settle.total_seconds()
         self.timeout = settings.rollout_timeout.total_seconds()
+        metrics.ROLLOUT_TIMEOUT.set(self.timeout)
 
     async def handle(self, delivery: Delivery) -> None:
         metrics.CONSUMER_PENDING.labels("rollout").set(delivery.num_pending)
@@ -133,7 +134,11 @@ class Rollout:
         await asyncio.sleep(self.settle)
         tcp = await self._tcp(ns, name)
         facts = await self._facts(ns, name)
-        rolled = await self.roll(msg, tcp, facts, delivery)
+        metrics.ROLLOUT_STARTED.labels(ns, name).set(time.time())
+        try:
+            rolled = await self.roll(msg, tcp, facts, delivery)
+        finally:
+            metrics.ROLLOUT_STARTED.remove(ns, name)
         if rolled is False:
             return  # failed: reported, status left as it is
         now = datetime.now(UTC)

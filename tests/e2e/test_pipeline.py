@@ -18,8 +18,9 @@ import nats
 import pytest
 
 from libs.devenv import seed
-from libs.devenv.stack import seed_tenant
+from libs.devenv.stack import SERVICES, seed_tenant
 from libs.pki import CA_SIGNED_KINDS, SecretKind, summarize
+from tests.deploy import monitoring
 from tests.e2e.harness import Stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -418,3 +419,23 @@ def test_no_private_key_ever_crossed_the_bus(stack: Stack) -> None:
             assert line not in blob, f"key material on {subject}"
     for p in stack.services.processes:
         assert b"PRIVATE KEY" not in p.log_text().encode(), f"key material in the {p.name} log"
+
+
+def test_the_services_export_every_metric_the_alerts_and_the_dashboard_use(
+    stack: Stack, tenant: str
+) -> None:
+    pages = {service: scrape(stack, service) for service in SERVICES}
+    served = set().union(*(monitoring.exported_names(page) for page in pages.values()))
+    used = monitoring.metrics_in(
+        monitoring.dashboard_queries() + [r["expr"] for r in monitoring.alerts().values()]
+    )
+    assert used <= served, used - served
+    for service, page in pages.items():
+        assert re.search(r"^certlc_ready 1\.0$", page, re.M), service
+    assert re.search(r"^certlc_rollout_timeout_seconds [1-9]", pages["rollout"], re.M)
+    # a certificate of the fleet, as the expiry panel lists it
+    assert re.search(
+        rf'^certlc_certificate_expiration_timestamp_seconds\{{.*tcp="{tenant}"',
+        pages["lifecycle"],
+        re.M,
+    )
