@@ -21,6 +21,7 @@ from libs.bus import Bus, Handler, connect, ensure_topology, publish, run_consum
 from libs.bus.auth import NatsAuthError, check_files
 from libs.contracts import subjects
 from libs.contracts.api import AuditEvent, audit_token
+from libs.contracts.cloudevents import cloudevent_headers
 from libs.contracts.codec import encode
 from libs.kube.client import KubeClient
 from libs.runtime import topology
@@ -34,9 +35,12 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 async def publish_audit(bus: Bus, event: AuditEvent, msg_id: str) -> None:
-    """Publish one audit event on `certlc.audit.<ns>.<tcp>.<event>`, de-duplicated by id."""
+    """Publish one audit event on `certlc.audit.<ns>.<tcp>.<event>`, de-duplicated by id, and
+    a CloudEvent in binary mode (`libs.contracts.cloudevents`: `ce-id` is the message id)."""
     subject = subjects.audit(event.namespace, event.tcp, audit_token(event))
-    await publish(bus, subject, encode(event), msg_id=f"audit:{audit_token(event)}:{msg_id}")
+    full_id = f"audit:{audit_token(event)}:{msg_id}"
+    headers = cloudevent_headers(event, msg_id=full_id, service=bus.name)
+    await publish(bus, subject, encode(event), msg_id=full_id, headers=headers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import nats
+import nats.errors
 import pytest
+from cloudevents.core.bindings.http import HTTPMessage, from_binary_event
 
 from libs.devenv import seed
 from libs.devenv.stack import SERVICES, seed_tenant
@@ -439,3 +441,36 @@ def test_the_services_export_every_metric_the_alerts_and_the_dashboard_use(
         pages["lifecycle"],
         re.M,
     )
+
+
+def test_the_audit_trail_of_a_tcp_reads_as_cloudevents(stack: Stack, tenant: str) -> None:
+    """What the running services published, read back with the CloudEvents SDK."""
+
+    async def read() -> list[tuple[dict[str, str], bytes]]:
+        nc = await nats.connect(stack.nats.url)
+        js = nc.jetstream()
+        sub = await js.subscribe(f"certlc.audit.default.{tenant}.>", ordered_consumer=True)
+        out = []
+        while True:  # the backlog, up to a second of quiet
+            try:
+                msg = await sub.next_msg(timeout=1)
+            except nats.errors.TimeoutError:
+                break
+            out.append((dict(msg.headers or {}), bytes(msg.data)))
+        await nc.close()
+        return out
+
+    types = set()
+    for headers, body in asyncio.run(read()):
+        event = from_binary_event(HTTPMessage(headers=headers, body=body))
+        assert event.get_id() == headers["Nats-Msg-Id"]
+        assert event.get_subject() == f"default/{tenant}"
+        assert event.get_data() == json.loads(body)
+        types.add(event.get_type())
+    assert {
+        "io.certlc.rotation.requested.v1",
+        "io.certlc.certificate.issued.v1",
+        "io.certlc.secret.written.v1",
+        "io.certlc.rollout.started.v1",
+        "io.certlc.rollout.completed.v1",
+    } <= types, types
