@@ -29,7 +29,7 @@ from libs.bus.errors import (
 )
 from libs.bus.kv import KvBucket, KvEntry, ensure_bucket
 from libs.bus.publish import PublishAck, publish
-from libs.bus.service import RequestHandler, serve
+from libs.bus.service import Discovery, RequestHandler, discovery_subjects, serve
 from libs.bus.specs import (
     BucketSpec,
     ConsumerSpec,
@@ -71,6 +71,8 @@ __all__ = [
     "by_tokens",
     # request/reply
     "serve",
+    "Discovery",
+    "discovery_subjects",
     "Request",
     "RequestHandler",
     # key/value

@@ -46,6 +46,10 @@ ROLLOUT_FAILURES_DURABLE: Final = "rollout-failures"
 # Request/reply (public API) and its queue group.
 API_ROTATE: Final = f"{PREFIX}.api.v1.rotate"
 API_QUEUE_GROUP: Final = "certlc-lifecycle"
+# The rotate responder as a NATS service (services API, ADR-32): `$SRV.PING.certlc` finds every
+# lifecycle instance; its endpoint is named `rotate`.
+API_SERVICE: Final = "certlc"
+API_ENDPOINT: Final = "rotate"
 
 WATCHER_SYNCED: Final = f"{PREFIX}.events.watcher.synced"
 

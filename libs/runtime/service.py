@@ -7,6 +7,7 @@ A service's `__main__` loads its settings, sets up logging, and hands an `async 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import os
 import signal
@@ -32,6 +33,14 @@ from libs.runtime.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=msgspec.Struct)
+
+
+def package_version() -> str:
+    """certlc's version as installed (the image, an editable install); 0.0.0 when not installed."""
+    try:
+        return importlib.metadata.version("certlc")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
 
 
 async def publish_audit(bus: Bus, event: AuditEvent, msg_id: str) -> None:

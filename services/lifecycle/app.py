@@ -15,7 +15,7 @@ import heapq
 import logging
 from datetime import UTC, datetime
 
-from libs.bus import Bus, ServiceError, connect, ensure_topology, publish, serve
+from libs.bus import Bus, Discovery, ServiceError, connect, ensure_topology, publish, serve
 from libs.bus.delivery import Request
 from libs.bus.replay import follow_stream
 from libs.contracts import subjects
@@ -31,7 +31,7 @@ from libs.contracts.messages import Reason, RotateCommand, TcpDeleted
 from libs.runtime import metrics, topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
-from libs.runtime.service import publish_audit
+from libs.runtime.service import package_version, publish_audit
 from services.lifecycle.policy import Decision, Issued, PolicySettings, Rotation, TcpState, decide
 from services.lifecycle.requests import Rejected, resolve
 from services.lifecycle.state import FleetState, TcpKey
@@ -318,6 +318,12 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
                     app.on_request,
                     queue=subjects.API_QUEUE_GROUP,
                     stop_event=stop,
+                    discovery=Discovery(
+                        name=subjects.API_SERVICE,
+                        version=package_version(),
+                        endpoint=subjects.API_ENDPOINT,
+                        description="certlc rotate requests (certlc.api.v1.rotate)",
+                    ),
                 )
             ),
         ]

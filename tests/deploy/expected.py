@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs.bus import discovery_subjects
 from libs.bus.specs import ConsumerSpec
 from libs.contracts import subjects
 from libs.runtime import topology
@@ -80,7 +81,8 @@ NATS_USERS: dict[str, NatsPermissions] = {
         publish=frozenset({subjects.ROTATE_SUBJECTS, subjects.AUDIT_SUBJECTS})
         | ordered_follow(subjects.EVENTS_STREAM)
         | topology_admin("lifecycle"),
-        subscribe=frozenset({f"{subjects.API_ROTATE} {subjects.API_QUEUE_GROUP}", INBOX}),
+        subscribe=frozenset({f"{subjects.API_ROTATE} {subjects.API_QUEUE_GROUP}", INBOX})
+        | frozenset(discovery_subjects(subjects.API_SERVICE)),
         allow_responses=True,
     ),
     "certlc-issuer": NatsPermissions(
@@ -99,7 +101,9 @@ NATS_USERS: dict[str, NatsPermissions] = {
     # Tooling: the rotate API, and the audit trail live or through its own ordered consumers;
     # nothing that names, fetches from, acknowledges on or deletes a durable consumer.
     "certlc-external": NatsPermissions(
-        publish=frozenset({subjects.API_ROTATE}) | ordered_read(AUDIT),
+        publish=frozenset({subjects.API_ROTATE})
+        | frozenset(discovery_subjects(subjects.API_SERVICE))
+        | ordered_read(AUDIT),
         subscribe=frozenset({subjects.AUDIT_SUBJECTS, INBOX}),
     ),
 }

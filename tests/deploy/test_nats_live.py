@@ -26,6 +26,7 @@ from nats.js.api import DeliverPolicy
 from libs.bus import (
     Bus,
     Delivery,
+    Discovery,
     Outcome,
     connect,
     ensure_topology,
@@ -430,3 +431,53 @@ async def test_allowed(server: NatsServer, user: str, action: str, subject: str)
     async with raw(server, user) as violations:
         errors = await attempt(violations, action, subject)
     assert not errors, f"certlc-{user} must be allowed to {action} {subject}: {errors}"
+
+
+async def test_tooling_discovers_the_rotate_service(buses: dict[str, Bus]) -> None:
+    """With deploy/'s permissions: the lifecycle answers $SRV.PING, $SRV.INFO and $SRV.STATS
+    (all, by name, by id) and `certlc-external` may ask; no permission violation either side."""
+    stop = asyncio.Event()
+
+    async def answer(request: Request) -> bytes:
+        return b"ok"
+
+    task = asyncio.create_task(
+        serve(
+            buses["lifecycle"],
+            subjects.API_ROTATE,
+            answer,
+            queue=subjects.API_QUEUE_GROUP,
+            stop_event=stop,
+            discovery=Discovery(
+                name=subjects.API_SERVICE, version="0.1.0", endpoint=subjects.API_ENDPOINT
+            ),
+        )
+    )
+    external = buses["external"].client
+    try:
+
+        async def answers() -> bool:
+            try:
+                await external.request("$SRV.PING.certlc", b"", timeout=1)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                return False
+            return True
+
+        await eventually(answers)
+        ping = json.loads((await external.request("$SRV.PING", b"", timeout=2)).data)
+        assert ping["name"] == subjects.API_SERVICE
+        for verb in ("PING", "INFO", "STATS"):
+            for subject in (
+                f"$SRV.{verb}",
+                f"$SRV.{verb}.certlc",
+                f"$SRV.{verb}.certlc.{ping['id']}",
+            ):
+                reply = json.loads((await external.request(subject, b"", timeout=2)).data)
+                assert reply["type"] == f"io.nats.micro.v1.{verb.lower()}_response", subject
+                assert reply["id"] == ping["id"]
+        await external.request(subjects.API_ROTATE, b"x", timeout=2)
+        stats = json.loads((await external.request("$SRV.STATS.certlc", b"", timeout=2)).data)
+        assert stats["endpoints"][0]["num_requests"] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.metadata
 import json
 import re
 import subprocess
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats.errors
@@ -474,3 +476,25 @@ def test_the_audit_trail_of_a_tcp_reads_as_cloudevents(stack: Stack, tenant: str
         "io.certlc.rollout.started.v1",
         "io.certlc.rollout.completed.v1",
     } <= types, types
+
+
+def test_the_running_lifecycle_is_a_nats_service(stack: Stack, tenant: str) -> None:
+    async def ask() -> tuple[dict[str, Any], dict[str, Any]]:
+        nc = await nats.connect(stack.nats.url)
+        await nc.request(
+            "certlc.api.v1.rotate", b"{not json", timeout=5
+        )  # one request, answered with an error
+        info = json.loads((await nc.request("$SRV.INFO.certlc", b"", timeout=5)).data)
+        stats = json.loads((await nc.request("$SRV.STATS.certlc", b"", timeout=5)).data)
+        await nc.close()
+        return info, stats
+
+    info, stats = asyncio.run(ask())
+    assert info["version"] == importlib.metadata.version("certlc")
+    (endpoint,) = info["endpoints"]
+    assert endpoint["subject"] == "certlc.api.v1.rotate"
+    assert endpoint["queue_group"] == "certlc-lifecycle"
+    (counts,) = stats["endpoints"]
+    assert counts["num_requests"] >= 1
+    assert counts["num_errors"] >= 1
+    assert counts["last_error"].startswith("400:")
