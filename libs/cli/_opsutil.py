@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import os
 import re
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -226,6 +227,25 @@ def kube_failure(exc: KubeError, what: str) -> CliError:
 
 
 # --- argument parsing ----------------------------------------------------------------------
+
+
+def parse_timeout(text: str) -> timedelta:
+    """`--timeout`: a duration (`90s`, `5m`) or a bare number of seconds (`5`, `2.5`); more
+    than zero, since a zero timeout would give up before anything could happen."""
+    value = text.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        limit = parse_duration(value)
+    else:
+        if not math.isfinite(seconds):
+            raise argparse.ArgumentTypeError(f"invalid timeout {text!r}")
+        limit = timedelta(seconds=seconds)
+    if limit <= timedelta(0):
+        raise argparse.ArgumentTypeError(
+            f"invalid timeout {text!r}: it must be more than 0 (e.g. 30s, 5m)"
+        )
+    return limit
 
 
 def parse_since(text: str) -> datetime:

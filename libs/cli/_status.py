@@ -18,8 +18,9 @@ from typing import Any
 
 from libs.cli._opsutil import CliError, Exit, kube_failure, stamp, table
 from libs.kube.client import KubeClient
-from libs.kube.errors import KubeError
+from libs.kube.errors import Forbidden, KubeError, NotFound
 from libs.pki import (
+    PAUSED_ANNOTATION,
     PkiError,
     ReportRow,
     RowStatus,
@@ -32,6 +33,7 @@ from libs.pki import (
 )
 
 MISSING = "missing"
+PAUSED = "paused"
 Obj = dict[str, Any]
 
 
@@ -50,6 +52,7 @@ class Row:
     reasons: tuple[str, ...] = ()
     messages: tuple[str, ...] = ()
     warning: str | None = None
+    paused: bool = False  # the TCP or this Secret carries kamaji.clastix.io/paused
 
     @property
     def ok(self) -> bool:
@@ -57,8 +60,12 @@ class Row:
 
     def status_text(self) -> str:
         if self.status == RowStatus.INVALID.value:
-            return f"invalid: {', '.join(dict.fromkeys(self.reasons))}"
-        return self.status
+            state = f"invalid: {', '.join(dict.fromkeys(self.reasons))}"
+        else:
+            state = self.status
+        if self.paused:  # certlc leaves it as it is: say so, and what it is
+            return PAUSED if self.ok else f"{PAUSED} ({state})"
+        return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,7 @@ class TcpStatus:
     name: str
     rows: tuple[Row, ...] = ()
     error: str | None = None  # the TCP could not be read as a TcpSpec
+    paused: bool = False  # kamaji.clastix.io/paused: certlc leaves its Secrets alone
 
     @property
     def ok(self) -> bool:
@@ -122,11 +130,25 @@ class Collector:
             found = _items(self.kube.list_tcps(namespace))
         except KubeError as exc:
             raise kube_failure(exc, "TenantControlPlanes") from None
+        if not found and namespace is not None:
+            self.require_namespace(namespace)
         if name is not None:
             found = [t for t in found if (t.get("metadata") or {}).get("name") == name]
             if not found:
                 raise CliError(Exit.NOT_FOUND, f"TenantControlPlane {name} not found")
         return sorted(found, key=lambda t: (t["metadata"].get("namespace"), t["metadata"]["name"]))
+
+    def require_namespace(self, namespace: str) -> None:
+        """A namespace without TCPs must exist: a typo is an error, not "nothing to check".
+        Without the right to read namespaces, an empty namespace is taken as it is."""
+        try:
+            self.kube.get_namespace(namespace)
+        except NotFound:
+            raise CliError(Exit.NOT_FOUND, f"namespace {namespace} not found") from None
+        except Forbidden:
+            return
+        except KubeError as exc:
+            raise kube_failure(exc, f"namespace {namespace}") from None
 
     def secrets(self, namespace: str | None) -> dict[tuple[str, str], Obj]:
         """Secrets by (namespace, name): one list call for the namespace (or all)."""
@@ -159,7 +181,21 @@ class Collector:
         return found
 
 
-def _row(namespace: str, tcp: str, r: ReportRow, exists: bool, name: str | None = None) -> Row:
+def _paused(obj: Mapping[str, Any] | None) -> bool:
+    return obj is not None and PAUSED_ANNOTATION in (
+        (obj.get("metadata") or {}).get("annotations") or {}
+    )
+
+
+def _row(
+    namespace: str,
+    tcp: str,
+    r: ReportRow,
+    exists: bool,
+    name: str | None = None,
+    *,
+    paused: bool = False,
+) -> Row:
     if not exists:
         return Row(
             namespace,
@@ -172,6 +208,7 @@ def _row(namespace: str, tcp: str, r: ReportRow, exists: bool, name: str | None 
             MISSING,
             (MISSING,),
             (f"{r.kind.value if r.kind else r.name}: Secret {r.name} not found",),
+            paused=paused,
         )
     return Row(
         namespace=namespace,
@@ -185,6 +222,7 @@ def _row(namespace: str, tcp: str, r: ReportRow, exists: bool, name: str | None 
         reasons=r.codes,
         messages=r.messages,
         warning=r.warning,
+        paused=paused,
     )
 
 
@@ -218,8 +256,15 @@ def tcp_status(
         )
     except PkiError as exc:
         return TcpStatus(ns, name, error=str(exc))
+    tcp_paused = _paused(obj)
+
+    def paused(r: ReportRow) -> bool:
+        if r.kind is None:  # the DataStore CA: not certlc's to renew
+            return False
+        return tcp_paused or _paused(secrets.get((ns, secret_name(name, r.kind))))
+
     rows = [
-        _row(ns, name, r, r.kind in present if r.kind is not None else True)
+        _row(ns, name, r, r.kind in present if r.kind is not None else True, paused=paused(r))
         for r in report.certificates
     ]
     rows += [
@@ -229,10 +274,11 @@ def tcp_status(
             r,
             r.kind in present if r.kind is not None else True,
             None if r.kind is not None or ds is None else ds[0],
+            paused=paused(r),
         )
         for r in report.authorities
     ]
-    return TcpStatus(ns, name, tuple(rows))
+    return TcpStatus(ns, name, tuple(rows), paused=tcp_paused)
 
 
 def collect(
@@ -273,6 +319,18 @@ def render_table(report: StatusReport) -> str:
             rows.append([where, r.secret, expires, residual, r.signer, r.status_text()])
     lines = table(["NAMESPACE/TCP", "SECRET", "EXPIRES", "RESIDUAL TIME", "SIGNER", "STATUS"], rows)
     notes = [f"{t.namespace}/{t.name}: {t.error}" for t in report.tcps if t.error is not None]
+    notes += [
+        f"{t.namespace}/{t.name}: paused ({PAUSED_ANNOTATION}): certlc neither re-creates nor "
+        "renews its Secrets until the annotation is removed"
+        for t in report.tcps
+        if t.paused
+    ]
+    for t in report.tcps:
+        notes += [
+            f"{t.namespace}/{t.name}: {r.secret}: paused ({PAUSED_ANNOTATION} on the Secret)"
+            for r in t.rows
+            if r.paused and not t.paused
+        ]
     for t in report.tcps:
         notes += [f"{t.namespace}/{t.name}: {m}" for r in t.rows for m in r.messages]
         notes += [
@@ -298,6 +356,7 @@ def as_data(report: StatusReport) -> dict[str, Any]:
             "residual": short_human_duration(residual) if residual is not None else None,
             "residualSeconds": int(residual.total_seconds()) if residual is not None else None,
             "status": r.status,
+            "paused": r.paused,
             "reasons": list(dict.fromkeys(r.reasons)),
             "messages": list(r.messages),
             "warning": r.warning,
@@ -312,6 +371,7 @@ def as_data(report: StatusReport) -> dict[str, Any]:
                 "namespace": t.namespace,
                 "name": t.name,
                 "ok": t.ok,
+                "paused": t.paused,
                 "error": t.error,
                 "certificates": [row(r) for r in t.rows],
             }

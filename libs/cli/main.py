@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from libs.cli import certs, demo, kubesim, ops
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "certlc") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="certlc",
+        prog=prog,
         description="Certificate lifecycle for Kamaji TenantControlPlanes.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -26,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, prog: str = "certlc") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
@@ -36,6 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+def run_kubectl_plugin() -> None:
+    """`kubectl-certlc` on PATH makes `kubectl certlc status` work: kubectl runs the plugin with
+    the words after `certlc` (kubectl's own flags before `certlc` are not passed on; give the
+    plugin `--kubeconfig` after it, or set $KUBECONFIG)."""
+    sys.exit(main(prog="kubectl certlc"))
 
 
 if __name__ == "__main__":

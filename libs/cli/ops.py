@@ -38,6 +38,7 @@ from libs.cli._opsutil import (
     kube_failure,
     nats_target,
     parse_since,
+    parse_timeout,
     run_async,
     run_command,
     tcp_ref,
@@ -149,9 +150,9 @@ def register(subparsers: Any) -> None:
     )
     rotate.add_argument(
         "--timeout",
-        type=parse_duration,
+        type=parse_timeout,
         default=timedelta(minutes=5),
-        help="how long --wait waits (default 5m)",
+        help="how long --wait waits: 90s, 5m, 1h, or a number of seconds (default 5m)",
     )
     rotate.add_argument(
         "--dry-run",
@@ -276,6 +277,8 @@ def _dry_run(args: argparse.Namespace, namespace: str, tcp: str, spec: TargetSpe
     except PkiError as exc:
         fail(Exit.PROBLEM, f"TenantControlPlane {namespace}/{tcp}: {exc}")
     print("\n".join(render_dry_run(plan)))
+    if args.reason:
+        print(f"reason: {args.reason}")
     if plan.refusal is not None:
         return _BY_CODE.get(plan.refusal[0], Exit.PROBLEM)
     return Exit.OK
@@ -331,6 +334,8 @@ async def _rotate_async(args: argparse.Namespace, req: RotateRequest) -> int:
         names = [f"{accepted.tcp}-{s}" for s in accepted.secrets]
         kind = " (CA rotation)" if accepted.ca_rotation else ""
         print(f"rotation {accepted.id} accepted for {accepted.namespace}/{accepted.tcp}{kind}")
+        if req.note:
+            print(f"reason: {req.note}")
         print(f"re-issuing {len(names)} Secret(s): {', '.join(names)}", flush=True)
         if reader is None:
             return Exit.OK

@@ -159,6 +159,9 @@ class KubeClient:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions or None}
         return _call(self.core.delete_namespaced_secret, name, namespace, body=body)
 
+    def get_namespace(self, name: str) -> Obj:
+        return _call(self.core.read_namespace, name)
+
     # --- TenantControlPlanes and DataStores -----------------------------------------------
 
     def list_tcps(

@@ -158,6 +158,10 @@ def test_rotate_errors(stack: Stack, tenant: str, cli: Cli) -> None:
     assert cli("rotate", f"default/{tenant}", "other-admin-kubeconfig", "--nats-url", url).code == 2
     assert cli("rotate", "Bad_Name", "x509", "--nats-url", url).code == 2
     assert cli("rotate", f"default/{tenant}", "x509", "--timeout", "soon").code == 2
+    for never in ("0", "0s", "-5", "nan"):
+        refused = cli("rotate", f"default/{tenant}", "x509", "--wait", "--timeout", never)
+        assert refused.code == 2, never
+        assert "invalid timeout" in refused.err, refused.err
     stack.sim.patch(
         "tenantcontrolplanes",
         tenant,
@@ -174,6 +178,37 @@ def test_rotate_errors(stack: Stack, tenant: str, cli: Cli) -> None:
     dry = cli("rotate", tenant, "kubeconfig", "--dry-run", "--kubeconfig", str(stack.kubeconfig))
     assert dry.code == 4
     assert "would be refused: 423" in dry.out
+
+
+def test_a_bare_timeout_is_seconds_and_the_reason_is_shown(
+    stack: Stack, tenant: str, cli: Cli
+) -> None:
+    result = cli(
+        "rotate",
+        tenant,
+        "admin-kubeconfig",
+        "--wait",
+        "--timeout",
+        "60",
+        "--reason",
+        "ticket OPS-42",
+        "--nats-url",
+        stack.nats.url,
+    )
+    assert result.code == 0, result
+    assert "\nreason: ticket OPS-42\n" in result.out
+    dry = cli(
+        "rotate",
+        tenant,
+        "x509",
+        "--dry-run",
+        "--reason",
+        "ticket OPS-43",
+        "--kubeconfig",
+        str(stack.kubeconfig),
+    )
+    assert "reason: ticket OPS-43" in dry.out
+    stack.quiet(tenant)
 
 
 def test_a_wait_that_times_out_is_exit_7(stack: Stack, tenant: str, cli: Cli) -> None:

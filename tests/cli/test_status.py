@@ -4,6 +4,9 @@ invalid Secret, unknown TCPs and an unreachable cluster."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,11 +127,13 @@ def test_missing_and_invalid_secrets_exit_1(stack: Stack, tenant: str, cli: Cli)
     result = cli("status", tenant, "--kubeconfig", kubeconfig)
     assert result.code == 1, result
     table = rows(result.out, tenant)
-    assert table[missing].split()[-1] == "missing"
-    assert "invalid: " in table[broken]
+    # the TCP is paused: every row says so, with what it is beside it
+    assert table[missing].rstrip().endswith("paused (missing)")
+    assert "paused (invalid: " in table[broken]
     assert "key-mismatch" in table[broken]
     assert "wrong-signer" in table[broken]
-    assert table[f"{tenant}-ca"].rstrip().endswith("valid")
+    assert table[f"{tenant}-ca"].rstrip().endswith(" paused")
+    assert f"- default/{tenant}: paused (kamaji.clastix.io/paused)" in result.out
     assert (
         f"- default/{tenant}: api-server-kubelet-client-certificate: Secret {missing} not found"
         in (result.out)
@@ -137,7 +142,9 @@ def test_missing_and_invalid_secrets_exit_1(stack: Stack, tenant: str, cli: Cli)
     assert data["ok"] is False
     certs = {c["secret"]: c for c in data["tenantControlPlanes"][0]["certificates"]}
     assert certs[missing]["status"] == "missing"
+    assert certs[missing]["paused"] is True
     assert certs[broken]["status"] == "invalid"
+    assert data["tenantControlPlanes"][0]["paused"] is True
     assert "key-mismatch" in certs[broken]["reasons"]
     # expiring: with a deadline beyond a year, every leaf certificate is inside it
     far = json.loads(
@@ -153,6 +160,61 @@ def test_unknown_tcp_is_exit_3(stack: Stack, cli: Cli) -> None:
     assert result.code == 3
     assert result.err == "error: TenantControlPlane default/no-such-tcp not found\n"
     assert cli("status", "-A", "no-such-tcp", "--kubeconfig", str(stack.kubeconfig)).code == 3
+
+
+def test_unknown_namespace_is_exit_3_and_an_empty_one_is_not(stack: Stack, cli: Cli) -> None:
+    kubeconfig = str(stack.kubeconfig)
+    typo = cli("status", "-n", "defualt", "--kubeconfig", kubeconfig)
+    assert typo.code == 3, typo
+    assert typo.err == "error: namespace defualt not found\n"
+    assert typo.out == ""
+    assert cli("status", "defualt/x", "--kubeconfig", kubeconfig).code == 3
+    empty = cli("status", "-n", "kube-public", "--kubeconfig", kubeconfig)
+    assert (empty.code, empty.out) == (0, "No TenantControlPlanes found.\n")
+
+
+def test_a_paused_secret_shows_paused(stack: Stack, tenant: str, cli: Cli) -> None:
+    name = secret_name(tenant, SecretKind.ADMIN_KUBECONFIG)
+    stack.sim.patch(
+        "secrets", name, {"metadata": {"annotations": {"kamaji.clastix.io/paused": ""}}}
+    )
+    result = cli("status", tenant, "--kubeconfig", str(stack.kubeconfig))
+    assert result.code == 0, result
+    table = rows(result.out, tenant)
+    assert table[name].rstrip().endswith(" paused")
+    assert table[f"{tenant}-ca"].rstrip().endswith(" valid")
+    assert f"- default/{tenant}: {name}: paused (kamaji.clastix.io/paused on the Secret)" in (
+        result.out
+    )
+
+
+def test_the_kubectl_plugin(stack: Stack, tenant: str, tmp_path: Path) -> None:
+    """`kubectl certlc status`: kubectl finds kubectl-certlc on PATH and runs it."""
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "kubectl-certlc").is_file(), "pip install -e . installs kubectl-certlc"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "KUBECONFIG": str(stack.kubeconfig),
+    }
+    listed = subprocess.run(
+        ["kubectl", "plugin", "list"], capture_output=True, text=True, env=env, check=False
+    )
+    assert str(bin_dir / "kubectl-certlc") in listed.stdout, listed
+    done = subprocess.run(
+        ["kubectl", "certlc", "status", tenant],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"default/{tenant} " in done.stdout
+    usage = subprocess.run(
+        ["kubectl", "certlc", "--help"], capture_output=True, text=True, env=env, check=False
+    )
+    assert usage.stdout.startswith("usage: kubectl certlc ")
 
 
 def test_bad_usage_is_exit_2(stack: Stack, cli: Cli) -> None:
