@@ -17,8 +17,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from libs.devenv import seed
-from libs.devenv.stack import seed_tenant
+from certlc_dev.devenv import seed
+from certlc_dev.devenv.stack import seed_tenant
 from libs.pki import CA_SIGNED_KINDS, SecretKind, summarize
 from tests.e2e.harness import Stack, wait_for
 
