@@ -78,7 +78,7 @@ def client_cert_of(kubeconfig: bytes) -> tuple[bytes, bytes]:
 
 def test_a_new_tcp_gets_the_seed_secrets_and_one_rollout(stack: Stack) -> None:
     seed_tenant(stack.sim, "fresh")
-    secrets = stack.settled("fresh", 13)
+    secrets = stack.first_issued("fresh")
     listed = {n.removeprefix("fresh-"): (s["type"], len(s["data"])) for n, s in secrets.items()}
     assert listed == SEED_SECRETS
     # the Deployment's first ReplicaSet, then exactly one rollout with the new material
