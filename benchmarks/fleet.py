@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
-from libs.devenv import seed
+from certlc_dev.devenv import seed
 from libs.pki import (
     CHECKSUM_ANNOTATION,
     KeyAlgorithm,

@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from kubernetes import client, config, watch
 
-from libs.kubesim import KubeSim
+from certlc_dev.kubesim import KubeSim
 
 NAMESPACE = "bench"
 DATA_BYTES = 2600  # raw bytes per Secret: ~3.8 KiB per object as JSON

@@ -33,9 +33,9 @@ import nats
 
 from benchmarks.fleet import KeyPool, seed_fleet
 from benchmarks.probes import BenchStack, BusRecorder, ProcStat, wait_for, workdir
+from certlc_dev.devenv.stack import seed_tenant
 from libs.contracts.api import RotateRequest, Target
 from libs.contracts.codec import encode
-from libs.devenv.stack import seed_tenant
 from libs.pki import SecretKind, TcpSpec, mint_secret_data, signer_from_secret_data
 
 X509 = (

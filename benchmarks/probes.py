@@ -23,10 +23,10 @@ from typing import Any
 
 import nats
 
-from libs.devenv import identities
-from libs.devenv.nats_server import NatsServer
-from libs.devenv.stack import ServiceSet, seed_datastores
-from libs.kubesim import KubeSim
+from certlc_dev.devenv import identities
+from certlc_dev.devenv.nats_server import NatsServer
+from certlc_dev.devenv.stack import ServiceSet, seed_datastores
+from certlc_dev.kubesim import KubeSim
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

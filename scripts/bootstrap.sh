@@ -49,11 +49,11 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 stamp=.venv/.certlc-lock.sha256
-want="$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$(sha256sum requirements.lock pyproject.toml dev/pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "bootstrap: installing locked dependencies" >&2
     pip_quiet install --upgrade pip
     pip_quiet install --require-hashes -r requirements.lock
-    pip_quiet install --no-deps -e .
+    pip_quiet install --no-deps -e . -e ./dev
     echo "$want" > "$stamp"
 fi

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from libs.cli import certs, demo, kubesim, ops
+from libs.cli import certs, ops
 
 
 def build_parser(prog: str = "certlc") -> argparse.ArgumentParser:
@@ -20,8 +20,6 @@ def build_parser(prog: str = "certlc") -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     certs.register(sub)
-    kubesim.register(sub)
-    demo.register(sub)
     ops.register(sub)
     return parser
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from certlc_dev.devenv.stack import seed_datastores, seed_tenant
 from libs.cli.main import main
-from libs.devenv.stack import seed_datastores, seed_tenant
 from tests.e2e.harness import Stack, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]

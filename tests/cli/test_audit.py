@@ -91,7 +91,9 @@ def test_filters_and_since(stack: Stack, tenant_factory: Callable[[], str], cli:
 
 def test_follow_prints_new_events_until_ctrl_c(stack: Stack, tenant: str, cli: Cli) -> None:
     url = stack.nats.url
-    proc = certlc_process("audit", "-f", tenant, "--since", "1s", "-o", "json", "--nats-url", url)
+    # --since reaches back before the follower started, so no event of the rotation can be missed
+    # however long the follower takes to subscribe.
+    proc = certlc_process("audit", "-f", tenant, "--since", "1h", "-o", "json", "--nats-url", url)
     lines: list[str] = []
     assert proc.stdout is not None
 
@@ -102,11 +104,18 @@ def test_follow_prints_new_events_until_ctrl_c(stack: Stack, tenant: str, cli: C
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
-        time.sleep(1.5)  # the follower is subscribed
-        assert cli("rotate", tenant, "kubeconfig", "--nats-url", url).code == 0
-        wait_for(
-            lambda: any('"rollout.completed"' in line for line in lines), 30, "the followed rollout"
-        )
+        rotated = cli("rotate", tenant, "kubeconfig", "--nats-url", url)
+        assert rotated.code == 0, rotated
+        rotation = rotated.out.split()[1]  # "rotation <id> accepted for ..."
+
+        def ours() -> list[str]:
+            return [
+                str(e["type"])
+                for e in map(json.loads, list(lines))
+                if e.get("rotation_id") == rotation
+            ]
+
+        wait_for(lambda: "rollout.completed" in ours(), 30, "the followed rollout")
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(15)
@@ -117,7 +126,7 @@ def test_follow_prints_new_events_until_ctrl_c(stack: Stack, tenant: str, cli: C
         proc.stderr.close()
     assert code == 0
     assert err == ""
-    types = [json.loads(line)["type"] for line in lines]
+    types = ours()
     assert types[0] == "rotation.requested"
     assert types.count("secret.written") == 4
     assert "rollout.completed" in types

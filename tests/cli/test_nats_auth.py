@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from certlc_dev.devenv import NatsServer
 from libs.bus import connect, ensure_topology, resolve_auth
-from libs.devenv import NatsServer
 from libs.runtime import topology
 from tests.cli.conftest import Result, certlc_run
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from certlc_dev.devenv import seed
 from libs.cli._audit import detail, header_line, table_line
 from libs.cli._opsutil import CliError, Exit, parse_since, shown_url, tcp_ref
 from libs.cli._rotate import (
@@ -27,7 +28,6 @@ from libs.cli._rotate import (
 from libs.contracts import api
 from libs.contracts.api import RotateAccepted, RotateRequest, Target
 from libs.contracts.messages import Reason
-from libs.devenv import seed
 from libs.pki import SecretKind, TcpSpec, managed_kinds
 from services.lifecycle.requests import Rejected, _targets
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from libs.devenv import NatsServer
+from certlc_dev.devenv import NatsServer
 from tests.deploy.natsserver import deployed_server
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from libs.devenv import NatsServer
+from certlc_dev.devenv import NatsServer
 from libs.runtime import topology
 from tests.deploy.manifests import generated, overlay
 

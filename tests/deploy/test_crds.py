@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from libs.devenv import seed
+from certlc_dev.devenv import seed
 from libs.pki import TcpSpec
 from services.rollout.plan import STATUS_PATHS, SecretFact, status_patch
 from services.watcher.facts import observe_datastore, observe_tcp

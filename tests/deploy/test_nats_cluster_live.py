@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from certlc_dev.devenv import NatsServer, free_tcp_ports
 from libs.bus import connect, ensure_topology, publish
 from libs.contracts import subjects
-from libs.devenv import NatsServer, free_tcp_ports
 from libs.runtime import topology
 from tests.deploy.expected import NATS_USERS
 from tests.deploy.manifests import NAMESPACE, generated, overlay

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from libs.devenv import NatsServerError
-from libs.devenv.nats_server import find_nats_server_binary
+from certlc_dev.devenv import NatsServerError
+from certlc_dev.devenv.nats_server import find_nats_server_binary
 from libs.runtime import topology
 from tests.deploy import natsconf
 from tests.deploy.expected import (

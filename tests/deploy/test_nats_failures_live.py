@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from certlc_dev.devenv import NatsServer
 from libs.bus import Bus, Delivery, connect, ensure_topology, run_consumer
 from libs.bus.read import open_reader
 from libs.contracts import subjects
 from libs.contracts.api import RotationFailed
-from libs.devenv import NatsServer
 from libs.runtime import topology
 from libs.runtime.service import publish_audit
 from tests.cli.conftest import certlc_run

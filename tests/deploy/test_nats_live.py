@@ -23,6 +23,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
+from certlc_dev.devenv import NatsServer
 from libs.bus import (
     Bus,
     Delivery,
@@ -37,7 +38,6 @@ from libs.bus import (
 from libs.bus.delivery import Request
 from libs.bus.replay import follow_stream
 from libs.contracts import subjects
-from libs.devenv import NatsServer
 from libs.runtime import topology
 from tests.deploy.expected import create_subject
 from tests.deploy.natsserver import USERS, deployed_server, password, server_password, url

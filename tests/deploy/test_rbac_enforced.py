@@ -1,6 +1,6 @@
 """The RBAC of deploy/ enforced by the Kubernetes API stand-in, per service token.
 
-`libs.devenv.identities` installs deploy/'s ServiceAccounts and roles into a stand-in with
+`certlc_dev.devenv.identities` installs deploy/'s ServiceAccounts and roles into a stand-in with
 RBAC on and hands each service a kubeconfig with its own token, as the end-to-end suite runs
 the services. Here every service's token tries every verb on every resource certlc could
 touch, through the official client: exactly the permissions of `expected.RBAC` are granted,
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from kubernetes.client.rest import ApiException
 
-from libs.devenv import identities
-from libs.kubesim import KubeSim
+from certlc_dev.devenv import identities
+from certlc_dev.kubesim import KubeSim
 from tests.deploy.expected import RBAC
 from tests.deploy.manifests import NAMESPACE, SERVICES, render
 from tests.fixtures.kube import api_client, run_kubectl

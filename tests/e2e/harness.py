@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 import nats
 
-from libs.devenv import identities
-from libs.devenv.nats_server import NatsServer
-from libs.devenv.stack import ServiceSet
-from libs.kubesim import KubeSim
+from certlc_dev.devenv import identities
+from certlc_dev.devenv.nats_server import NatsServer
+from certlc_dev.devenv.stack import ServiceSet
+from certlc_dev.kubesim import KubeSim
 
 T = TypeVar("T")
 

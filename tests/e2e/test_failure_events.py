@@ -15,10 +15,10 @@ from typing import Any
 import nats
 import pytest
 
+from certlc_dev.devenv.stack import seed_datastores, seed_tenant
 from libs.contracts import subjects
 from libs.contracts.api import RotationFailed
 from libs.contracts.codec import encode
-from libs.devenv.stack import seed_datastores, seed_tenant
 from libs.pki import PAUSED_ANNOTATION
 from tests.e2e.harness import Stack, start_stack, wait_for
 

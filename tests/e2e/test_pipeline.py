@@ -21,8 +21,8 @@ import nats.errors
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_binary_event
 
-from libs.devenv import seed
-from libs.devenv.stack import SERVICES, seed_tenant
+from certlc_dev.devenv import seed
+from certlc_dev.devenv.stack import SERVICES, seed_tenant
 from libs.pki import CA_SIGNED_KINDS, SecretKind, summarize
 from tests.deploy import monitoring
 from tests.e2e.harness import Stack, wait_for
@@ -83,7 +83,7 @@ def client_cert_of(kubeconfig: bytes) -> tuple[bytes, bytes]:
 
 def test_a_new_tcp_gets_the_seed_secrets_and_one_rollout(stack: Stack) -> None:
     seed_tenant(stack.sim, "fresh")
-    secrets = stack.settled("fresh", 13)
+    secrets = stack.first_issued("fresh")
     listed = {n.removeprefix("fresh-"): (s["type"], len(s["data"])) for n, s in secrets.items()}
     assert listed == SEED_SECRETS
     # the Deployment's first ReplicaSet, then exactly one rollout with the new material

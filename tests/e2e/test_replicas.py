@@ -13,7 +13,7 @@ from typing import Any
 import nats
 import pytest
 
-from libs.devenv.stack import seed_datastores, seed_tenant
+from certlc_dev.devenv.stack import seed_datastores, seed_tenant
 from tests.e2e.harness import Stack, start_stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from libs.devenv.stack import seed_datastores, seed_tenant
+from certlc_dev.devenv.stack import seed_datastores, seed_tenant
 from libs.pki import SecretKind, TcpSpec, mint_secret_data, secret_labels, summarize
 from tests.e2e.harness import Stack, start_stack, wait_for
 

@@ -1,4 +1,4 @@
-"""The seed walkthrough, scripted with kubectl against `certlc demo` (the first README command)."""
+"""The seed walkthrough, scripted with kubectl against `certlc-dev demo` (the README's demo)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         [
             sys.executable,
             "-m",
-            "libs.cli.main",
+            "certlc_dev.cli.main",
             "demo",
             "--workdir",
             str(workdir),

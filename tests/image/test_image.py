@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from libs.devenv import identities
-from libs.devenv.nats_server import NatsServer
-from libs.devenv.stack import SERVICES, free_port, seed_datastores, seed_tenant
-from libs.kubesim import KubeSim
+from certlc_dev.devenv import identities
+from certlc_dev.devenv.nats_server import NatsServer
+from certlc_dev.devenv.stack import SERVICES, free_port, seed_datastores, seed_tenant
+from certlc_dev.kubesim import KubeSim
 from tests.e2e.harness import BusTap, Stack, wait_for
 from tests.image import podman
 
@@ -84,10 +84,6 @@ def test_the_image_is_small(image: str) -> None:
     assert size <= MAX_IMAGE_BYTES, f"{size / 1e6:.1f} MB"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stand-in and devenv are still packages of libs until they move to certlc_dev",
-)
 def test_the_image_holds_the_product_only(image: str) -> None:
     script = (
         "import importlib.util as u, os, sys; "

@@ -1,1 +1,1 @@
-"""Conformance tests of the Kubernetes API stand-in (libs.kubesim)."""
+"""Conformance tests of the Kubernetes API stand-in (certlc_dev.kubesim)."""

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim import KubeSim
+from certlc_dev.kubesim import KubeSim
 
 TCP_API = ("kamaji.clastix.io", "v1alpha1")
 

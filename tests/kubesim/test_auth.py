@@ -13,7 +13,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim import Attributes, Identity, KubeSim
+from certlc_dev.kubesim import Attributes, Identity, KubeSim
 from tests.fixtures.kube import api_client
 from tests.kubesim.helpers import admin, secret, status_of
 

@@ -1,4 +1,4 @@
-"""Snapshots (save/load) and the `certlc kube-sim` command as a separate process."""
+"""Snapshots (save/load) and the `certlc-dev kube-sim` command as a separate process."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim import KubeSim
-from libs.kubesim.snapshot import SnapshotError
+from certlc_dev.kubesim import KubeSim
+from certlc_dev.kubesim.snapshot import SnapshotError
 from tests.fixtures.kube import api_client, run_kubectl
 from tests.kubesim.helpers import admin, secret, tcp, tcp_status, wait_for
 
@@ -86,7 +86,7 @@ def _start_cli(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]
         [
             sys.executable,
             "-m",
-            "libs.cli.main",
+            "certlc_dev.cli.main",
             "kube-sim",
             "--port",
             "0",

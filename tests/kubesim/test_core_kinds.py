@@ -14,8 +14,8 @@ from kubernetes.client.rest import ApiException
 from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
-from libs.kubesim import KubeSim
-from libs.kubesim.errors import Invalid
+from certlc_dev.kubesim import KubeSim
+from certlc_dev.kubesim.errors import Invalid
 from tests.kubesim.helpers import secret, status_of, tcp, wait_for
 
 MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

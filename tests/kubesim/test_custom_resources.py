@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim import KubeSim
+from certlc_dev.kubesim import KubeSim
 from tests.kubesim.helpers import TCP_API, datastore, status_of, tcp, tcp_status, watching
 
 PLURAL = "tenantcontrolplanes"

@@ -9,8 +9,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim import KubeSim
-from libs.kubesim.workloads import pod_template_hash
+from certlc_dev.kubesim import KubeSim
+from certlc_dev.kubesim.workloads import pod_template_hash
 from tests.fixtures.kube import api_client
 from tests.kubesim.helpers import deployment, status_of, wait_for
 

@@ -11,7 +11,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim import KubeSim
+from certlc_dev.kubesim import KubeSim
 from tests.kubesim.helpers import admin, secret, status_of, watching
 
 

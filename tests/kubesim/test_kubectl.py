@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from libs.kubesim import KubeSim
+from certlc_dev.kubesim import KubeSim
 from tests.fixtures.kube import kubectl_binary
 from tests.kubesim.helpers import datastore, deployment, secret, tcp, tcp_status, wait_for
 

@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim.patch import (
+from certlc_dev.kubesim.patch import (
     PatchError,
     apply_json_patch,
     apply_merge_patch,

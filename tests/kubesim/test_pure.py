@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs.kubesim import discovery, timefmt
-from libs.kubesim.negotiation import View, aggregated_discovery, resource_view
-from libs.kubesim.protobuf import ProtobufError, decode_object
-from libs.kubesim.resources import Registry
-from libs.kubesim.tables import render_table
-from libs.kubesim.workloads import deployment_status, pod_template_hash
+from certlc_dev.kubesim import discovery, timefmt
+from certlc_dev.kubesim.negotiation import View, aggregated_discovery, resource_view
+from certlc_dev.kubesim.protobuf import ProtobufError, decode_object
+from certlc_dev.kubesim.resources import Registry
+from certlc_dev.kubesim.tables import render_table
+from certlc_dev.kubesim.workloads import deployment_status, pod_template_hash
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 REGISTRY = Registry()

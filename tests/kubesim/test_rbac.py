@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim import KubeSim
+from certlc_dev.kubesim import KubeSim
 from tests.fixtures.kube import api_client, run_kubectl
 from tests.kubesim.helpers import secret, status_of
 

@@ -1,4 +1,4 @@
-"""The RBAC decision (`libs.kubesim.rbac.Policy`) as a pure function of RBAC objects."""
+"""The RBAC decision (`certlc_dev.kubesim.rbac.Policy`) as a pure function of RBAC objects."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from libs.kubesim.auth import Attributes, Identity, service_account_identity
-from libs.kubesim.rbac import Policy, Rule
+from certlc_dev.kubesim.auth import Attributes, Identity, service_account_identity
+from certlc_dev.kubesim.rbac import Policy, Rule
 
 RBAC = "rbac.authorization.k8s.io"
 ROBOT = service_account_identity("apps", "robot")

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim import KubeSim
+from certlc_dev.kubesim import KubeSim
 from tests.kubesim.helpers import b64, secret, status_of, tcp
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

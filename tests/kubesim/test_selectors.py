@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim.selectors import (
+from certlc_dev.kubesim.selectors import (
     SelectorError,
     parse_field_selector,
     parse_label_selector,

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from libs.kubesim import KubeSim
+from certlc_dev.kubesim import KubeSim
 from tests.fixtures.kube import api_client
 from tests.kubesim.helpers import b64, secret, watching
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import nkeys
 import pytest
 
+from certlc_dev.devenv import NatsServer
 from libs.bus import (
     BusAuthError,
     BusConnectError,
@@ -30,7 +31,6 @@ from libs.bus import (
     resolve_auth,
 )
 from libs.contracts import subjects
-from libs.devenv import NatsServer
 from libs.pki.serving import ServingMaterial, make_serving_material
 from tests.fixtures.nats_keys import (
     KeyPair,

@@ -17,10 +17,10 @@ import msgspec
 import pytest
 from cloudevents.core.bindings.http import HTTPMessage, from_binary_event
 
+from certlc_dev.devenv.nats_server import NatsServer
 from libs.bus import Bus, connect, ensure_topology
 from libs.contracts import api
 from libs.contracts.api import AuditEvent
-from libs.devenv.nats_server import NatsServer
 from libs.runtime import topology
 from libs.runtime.service import publish_audit
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from certlc_dev.devenv import NatsServer, free_tcp_ports
 from libs.bus import BucketSpec, Bus, BusConnectError, KeyConflictError, connect, ensure_bucket
-from libs.devenv import NatsServer, free_tcp_ports
 from tests.integration.bus.helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("no_task_leaks")

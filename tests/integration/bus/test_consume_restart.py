@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from certlc_dev.devenv import NatsServer
 from libs.bus import Bus, Delivery, connect, publish
-from libs.devenv import NatsServer
 from tests.integration.bus.helpers import RunningConsumer, declare, no_pending_acks, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_task_leaks")

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client
 
-from libs.bus import StreamSpec, connect, ensure_topology, publish
-from libs.devenv import (
+from certlc_dev.devenv import (
     NATS_SERVER_BIN_ENV,
     NatsCluster,
     NatsServer,
@@ -18,6 +17,7 @@ from libs.devenv import (
     NatsServerNotFoundError,
     find_nats_server_binary,
 )
+from libs.bus import StreamSpec, connect, ensure_topology, publish
 
 pytestmark = pytest.mark.usefixtures("no_task_leaks")
 

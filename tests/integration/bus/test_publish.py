@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from certlc_dev.devenv import NatsServer
 from libs.bus import Bus, PublishError, StreamSpec, connect, ensure_topology, publish
-from libs.devenv import NatsServer
 
 pytestmark = pytest.mark.usefixtures("no_task_leaks")
 

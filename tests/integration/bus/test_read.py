@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from certlc_dev.devenv import NatsServer
 from libs.bus import Bus, StreamSpec, connect, ensure_topology, publish
 from libs.bus.read import StreamNotFoundError, last_sequence, open_reader
-from libs.devenv import NatsServer
 
 pytestmark = pytest.mark.usefixtures("no_task_leaks")
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from certlc_dev.devenv import NatsServer
 from libs.bus import (
     Bus,
     ConsumerSpec,
@@ -17,7 +18,6 @@ from libs.bus import (
     connect,
     ensure_topology,
 )
-from libs.devenv import NatsServer
 
 pytestmark = pytest.mark.usefixtures("no_task_leaks")
 

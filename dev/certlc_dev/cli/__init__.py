@@ -1,0 +1,1 @@
+"""The `certlc-dev` command: the demo and the Kubernetes API stand-in."""

@@ -1,0 +1,233 @@
+"""The simulated deployment controller (the part of kube-controller-manager we need).
+
+For each Deployment: one ReplicaSet per pod-template hash (`<deployment>-<hash>`), created
+when the template is new, scaled to `spec.replicas`; every other ReplicaSet it owns is scaled
+to 0 and its pods deleted (an instant "rollout"). Pods (`<rs>-<5 chars>`) start Pending with
+`ContainerCreating` and become Running/Ready after `ready_delay` seconds. Deployment and
+ReplicaSet status follow (observedGeneration, replica counts, Available/Progressing).
+
+It runs on one thread that blocks on its store subscription, with a timeout equal to the next
+pod-readiness deadline: no polling. Reconciling is idempotent (an unchanged template creates
+nothing, an unchanged status writes nothing), so its own writes coming back are harmless.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from typing import Any
+
+from certlc_dev.kubesim import workloads
+from certlc_dev.kubesim.api import Api
+from certlc_dev.kubesim.errors import ApiError, NotFound
+from certlc_dev.kubesim.events import Change, Stored
+from certlc_dev.kubesim.store import thaw
+
+log = logging.getLogger("kubesim.deployments")
+
+
+class DeploymentController:
+    """Reconciles Deployments into ReplicaSets and Pods."""
+
+    def __init__(self, api: Api, *, ready_delay: float = 0.2) -> None:
+        self.api = api
+        self.store = api.store
+        self.ready_delay = ready_delay
+        registry = api.registry
+        self.deployments = registry.resolve("deployments")
+        self.replicasets = registry.resolve("replicasets")
+        self.pods = registry.resolve("pods")
+        self._sub = self.store.subscribe_all([self.deployments, self.replicasets, self.pods])
+        self._timers: list[tuple[float, int, str, str]] = []
+        self._scheduled: set[tuple[str, str]] = set()
+        self._seq = itertools.count()
+        self._ips = itertools.count(2)
+        self._thread = threading.Thread(target=self._run, name="kubesim-deployments", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._sub.close("stopped")
+        self.store.unsubscribe(self._sub)
+        if self._thread.is_alive():
+            self._thread.join()
+
+    # ------------------------------------------------------------------ loop
+
+    def _run(self) -> None:
+        pending = {(s.namespace, s.name) for s in self.store.objects(self.deployments)[0]}
+        while True:
+            for key in sorted(pending):
+                self._safely(key)
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            batch = self._sub.take(timeout)
+            if self._sub.closed is not None:
+                return
+            pending = set()
+            for change in batch:
+                found = self._deployment_of(change)
+                if found is not None:
+                    pending.add(found)
+            pending |= self._fire_timers()
+
+    def _safely(self, key: tuple[str, str]) -> None:
+        try:
+            self.reconcile(*key)
+        except ApiError as error:  # a conflict with a client write: the next event retries
+            log.debug("reconcile %s/%s: %s", key[0], key[1], error.message)
+        except Exception:  # a bug must not stop the controller thread
+            log.exception("reconcile %s/%s failed", key[0], key[1])
+
+    def _deployment_of(self, change: Change) -> tuple[str, str] | None:
+        obj = change.new
+        if change.rt is self.deployments:
+            return obj.namespace, obj.name
+        if change.rt is self.pods:
+            owner = workloads.controller_uid(obj.obj)
+            found = self.store.by_uid(owner) if owner else None
+            if found is None:
+                return None
+            obj = found[1]
+        owner = workloads.controller_uid(obj.obj)
+        found = self.store.by_uid(owner) if owner else None
+        if found is None or found[0] is not self.deployments:
+            return None
+        return found[1].namespace, found[1].name
+
+    def _fire_timers(self) -> set[tuple[str, str]]:
+        keys: set[tuple[str, str]] = set()
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, namespace, name = heapq.heappop(self._timers)
+            self._scheduled.discard((namespace, name))
+            pod = self.store.get(self.pods, namespace, name)
+            if pod is None or workloads.pod_ready(pod.obj):
+                continue
+            body = thaw(pod)
+            body["status"] = workloads.ready_status(
+                body, self.api.now(), f"10.244.0.{next(self._ips) % 250 + 2}"
+            )
+            try:
+                self.api.update(self.pods, namespace, name, body, subresource="status")
+            except NotFound:
+                continue
+            # the MODIFIED event brings the owning Deployment back for a status update
+        return keys
+
+    def _schedule(self, pod: Stored) -> None:
+        key = (pod.namespace, pod.name)
+        if key in self._scheduled or workloads.pod_ready(pod.obj):
+            return
+        self._scheduled.add(key)
+        due = time.monotonic() + self.ready_delay
+        heapq.heappush(self._timers, (due, next(self._seq), pod.namespace, pod.name))
+
+    # ------------------------------------------------------------------ reconcile
+
+    def _owned(self, kind: Any, namespace: str, owner_uid: str) -> list[Stored]:
+        items, _ = self.store.objects(kind, namespace)
+        return [
+            s
+            for s in items
+            if workloads.controller_uid(s.obj) == owner_uid
+            and not s.metadata.get("deletionTimestamp")
+        ]
+
+    def reconcile(self, namespace: str, name: str) -> None:
+        """Bring one Deployment's ReplicaSets, Pods and status in line with its spec."""
+        with self.store.lock:
+            deployment = self.store.get(self.deployments, namespace, name)
+            if deployment is None or deployment.metadata.get("deletionTimestamp"):
+                return
+            desired = int((deployment.obj.get("spec") or {}).get("replicas", 1))
+            owned = self._owned(self.replicasets, namespace, deployment.uid)
+            current, created = self._current_replica_set(deployment, owned, desired)
+            self._retire([rs for rs in owned if rs.uid != current.uid])
+            pods = self._converge_pods(current, desired)
+            self._report(namespace, name, current, created, pods)
+
+    def _current_replica_set(
+        self, deployment: Stored, owned: list[Stored], desired: int
+    ) -> tuple[Stored, bool]:
+        """The ReplicaSet of the current pod template (created if new) scaled to `desired`."""
+        template = (deployment.obj.get("spec") or {}).get("template") or {}
+        template_hash = workloads.pod_template_hash(template)
+        revision = max(
+            (int(rs.metadata.get("annotations", {}).get(workloads.REVISION, 0)) for rs in owned),
+            default=0,
+        )
+        current = next(
+            (rs for rs in owned if rs.name == f"{deployment.name}-{template_hash}"), None
+        )
+        if current is not None:
+            return self._scale(current, desired, revision), False
+        body = workloads.replica_set(deployment.obj, template_hash, revision + 1)
+        return self.api.create(self.replicasets, deployment.namespace, body, keep_status=True), True
+
+    def _retire(self, old_sets: list[Stored]) -> None:
+        """Scale ReplicaSets of older templates to 0 and delete their pods at once."""
+        for rs in old_sets:
+            self._scale(rs, 0, None)
+            for pod in self._owned(self.pods, rs.namespace, rs.uid):
+                self.api.delete(self.pods, pod.namespace, pod.name)
+
+    def _converge_pods(self, rs: Stored, desired: int) -> list[Stored]:
+        """Create or delete pods of `rs` until there are `desired`; schedule readiness."""
+        pods = self._owned(self.pods, rs.namespace, rs.uid)
+        while len(pods) < desired:
+            body = workloads.pending_pod(rs.obj, self.api.now())
+            pods.append(self.api.create(self.pods, rs.namespace, body, keep_status=True))
+        for pod in pods[desired:]:
+            self.api.delete(self.pods, pod.namespace, pod.name)
+        pods = pods[:desired]
+        for pod in pods:
+            self._schedule(pod)
+        status = workloads.replica_set_status(rs.obj, [p.obj for p in pods])
+        self._write_status(self.replicasets, rs, status)
+        return pods
+
+    def _report(
+        self, namespace: str, name: str, current: Stored, created: bool, pods: list[Stored]
+    ) -> None:
+        """Copy the revision annotation and write the Deployment status (both via /status)."""
+        latest = self.store.get(self.deployments, namespace, name)
+        if latest is None:
+            return
+        revision = current.metadata.get("annotations", {}).get(workloads.REVISION)
+        if latest.metadata.get("annotations", {}).get(workloads.REVISION) != revision:
+            body = thaw(latest)
+            body["metadata"].setdefault("annotations", {})[workloads.REVISION] = revision
+            latest = self.api.update(self.deployments, namespace, name, body, subresource="status")
+        status = workloads.deployment_status(
+            latest.obj, current.name, created, [p.obj for p in pods], len(pods), self.api.now()
+        )
+        self._write_status(self.deployments, latest, status)
+
+    def _scale(self, rs: Stored, replicas: int, revision: int | None) -> Stored:
+        body = thaw(rs)
+        body["spec"]["replicas"] = replicas
+        annotations = body["metadata"].setdefault("annotations", {})
+        if replicas:
+            annotations["deployment.kubernetes.io/desired-replicas"] = str(replicas)
+            annotations["deployment.kubernetes.io/max-replicas"] = str(replicas + 1)
+        if revision is not None and int(annotations.get(workloads.REVISION, 0)) < revision:
+            annotations[workloads.REVISION] = str(revision + 1)
+        stored = self.api.update(self.replicasets, rs.namespace, rs.name, body)
+        if replicas == 0:
+            self._write_status(
+                self.replicasets, stored, workloads.replica_set_status(stored.obj, [])
+            )
+        return self.store.get(self.replicasets, rs.namespace, rs.name) or stored
+
+    def _write_status(self, kind: Any, stored: Stored, status: dict[str, Any]) -> Stored:
+        if stored.obj.get("status") == status:
+            return stored
+        body = thaw(stored)
+        body["status"] = status
+        return self.api.update(kind, stored.namespace, stored.name, body, subresource="status")
