@@ -26,7 +26,13 @@ import pytest
 
 from certlc_dev.devenv import identities
 from certlc_dev.devenv.nats_server import NatsServer
-from certlc_dev.devenv.stack import SERVICES, free_port, seed_datastores, seed_tenant
+from certlc_dev.devenv.stack import (
+    SERVICES,
+    free_port,
+    seed_datastores,
+    seed_tenant,
+    service_ready,
+)
 from certlc_dev.kubesim import KubeSim
 from tests.e2e.harness import BusTap, Stack, wait_for
 from tests.image import podman
@@ -118,11 +124,7 @@ class Container:
     port: int
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
-                return bool(r.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return service_ready(self.port)
 
     def running(self) -> bool:
         out = podman.run(

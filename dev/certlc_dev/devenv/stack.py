@@ -30,6 +30,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def service_ready(port: int) -> bool:
+    """Whether the service whose health server listens on `port` answers /readyz with 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 class ServiceProcess:
     def __init__(self, name: str, instance: int, env: Mapping[str, str], log_dir: Path) -> None:
         self.name = name
@@ -51,11 +60,7 @@ class ServiceProcess:
         )
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
-                return bool(r.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return service_ready(self.port)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
