@@ -19,7 +19,6 @@ from typing import Self
 from certlc_dev.devenv.nats_server import NatsServer, NatsServerError
 
 _META_LEADER_RE = r"metadata leader"
-_PORT_IN_USE = "address already in use"
 
 
 def free_tcp_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -65,10 +64,15 @@ class NatsCluster:
         for attempt in range(1, self._attempts + 1):
             try:
                 self._start_once()
-            except NatsServerError as exc:
+            except NatsServerError:
+                # A route port taken by another process between the pick and the start shows as
+                # "address already in use", or as a member that never hears of a leader: both
+                # are cured by a fresh start on new ports.
                 self.stop()
-                if _PORT_IN_USE not in str(exc) or attempt == self._attempts:
+                if attempt == self._attempts:
                     raise
+                for store in self._base_dir.iterdir():  # no half-formed cluster state carried over
+                    shutil.rmtree(store, ignore_errors=True)
             else:
                 return self
         raise AssertionError("unreachable: the loop returns or raises")
