@@ -44,8 +44,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         wait_for(lambda: env_file.exists() or proc.poll() is not None, 90, "the demo to be ready")
         assert proc.poll() is None, (workdir / "demo.out").read_text()
         exports = dict(re.findall(r"export (\w+)=(\S+)", env_file.read_text()))
-        assert set(exports) == {"KUBECONFIG", "NATS_URL"}
-        yield exports
+        assert set(exports) == {"KUBECONFIG", "NATS_URL", "PATH"}
+        yield {name: exports[name] for name in ("KUBECONFIG", "NATS_URL")}
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(60)

@@ -40,10 +40,18 @@ def service_ready(port: int) -> bool:
 
 
 class ServiceProcess:
-    def __init__(self, name: str, instance: int, env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        instance: int,
+        env: Mapping[str, str],
+        log_dir: Path,
+        port: int | None = None,
+    ) -> None:
+        """`port` is the health and metrics port (default: a free one)."""
         self.name = name
         self.instance = instance
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.env = {**env, "CERTLC_HEALTH_PORT": str(self.port)}
         self.log_path = log_dir / f"{name}-{instance}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -101,10 +109,12 @@ class ServiceSet:
         replicas: Mapping[str, int] | None = None,
         services: Sequence[str] = SERVICES,
         kubeconfigs: Mapping[str, str | Path] | None = None,
+        ports: Mapping[str, int] | None = None,
     ) -> None:
         """`kubeconfig` is every service's, unless `kubeconfigs` is given: then each service
         uses its own entry there (its ServiceAccount's token, `identities.install`), and a
-        service without one gets no Kubernetes credentials, as a pod without a token."""
+        service without one gets no Kubernetes credentials, as a pod without a token.
+        `ports` gives the health port of a service's first instance (default: a free one)."""
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         base = {k: v for k, v in os.environ.items() if not k.startswith("CERTLC_")}
@@ -115,8 +125,9 @@ class ServiceSet:
         self.env = base
         self.kubeconfigs = None if kubeconfigs is None else dict(kubeconfigs)
         counts = replicas or {}
+        fixed = ports or {}
         self.processes = [
-            ServiceProcess(name, i, self.env_for(name), log_dir)
+            ServiceProcess(name, i, self.env_for(name), log_dir, None if i else fixed.get(name))
             for name in services
             for i in range(counts.get(name, 1))
         ]
