@@ -21,6 +21,10 @@ command -v podman >/dev/null 2>&1 || apt_missing+=(podman)
 command -v buildah >/dev/null 2>&1 || apt_missing+=(buildah)
 command -v runc >/dev/null 2>&1 || apt_missing+=(runc)
 [ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null 2>&1 || apt_missing+=(debootstrap)
+# compose.yaml with podman-compose (tests/image), whose containers find each other by name
+# through the CNI dnsname plugin.
+command -v podman-compose >/dev/null 2>&1 || apt_missing+=(podman-compose)
+[ -e /usr/lib/cni/dnsname ] || apt_missing+=(golang-github-containernetworking-plugin-dnsname)
 # promtool (Debian ships it in package prometheus): tests of deploy/components/monitoring's rules.
 command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
 if [ "${#apt_missing[@]}" -gt 0 ]; then

@@ -13,6 +13,7 @@ podman, buildah and debootstrap.
   hybrid cgroups; explicit `default_ulimits`, since raising limits is not permitted here;
   cgroupfs) and storage.conf (`CONTAINERS_STORAGE_CONF`).
 - `unavailable()`: why podman cannot run containers here, or None.
+- `nats_image()` and `compose_unavailable()`: for running compose.yaml with podman-compose.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,11 +95,15 @@ def environment() -> dict[str, str]:
 
 
 def run(
-    *args: str, timeout: float = 300, check: bool = True, input_bytes: bytes | None = None
+    *args: str,
+    timeout: float = 300,
+    check: bool = True,
+    input_bytes: bytes | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         list(args),
-        env=environment(),
+        env={**environment(), **(extra_env or {})},
         capture_output=True,
         text=input_bytes is None,
         input=input_bytes,
@@ -302,3 +307,61 @@ def unavailable() -> str | None:
 
 def podman() -> str:
     return _tool("podman")
+
+
+def nats_image(base: str) -> str:
+    """A local nats-server image: `base` with this machine's nats-server binary (a static Go
+    build) as entrypoint, standing in for the public `nats` image compose.yaml names, which no
+    registry here serves. Cached, keyed by the base and the binary."""
+    binary = Path(_tool("nats-server")).resolve()
+    digest = hashlib.sha256(base.encode() + WGET_SCRIPT.encode() + binary.read_bytes())
+    tag = f"localhost/certlc-test-nats:{digest.hexdigest()[:12]}"
+    with _locked("nats"):
+        if image_exists(tag):
+            return tag
+        buildah = _tool("buildah")
+        container = run(buildah, "from", "--pull=never", base).stdout.strip()
+        try:
+            run(buildah, "copy", container, str(binary), "/usr/local/bin/nats-server")
+            # compose.yaml's healthcheck runs `wget -q -O /dev/null URL`, as the public image
+            # (busybox) has it; the base has python, not wget.
+            wget = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)  # noqa: SIM115
+            with wget:
+                wget.write(WGET_SCRIPT)
+            try:
+                run(buildah, "copy", "--chmod", "0755", container, wget.name, "/usr/local/bin/wget")
+            finally:
+                os.unlink(wget.name)
+            run(buildah, "config", "--entrypoint", '["/usr/local/bin/nats-server"]', container)
+            run(buildah, "config", "--cmd", "[]", container)
+            run(buildah, "commit", "--quiet", container, tag)
+        finally:
+            run(buildah, "rm", container, check=False)
+    return tag
+
+
+WGET_SCRIPT = """\
+#!/usr/bin/python3
+# `wget -q -O /dev/null URL`: exit 0 when URL answers 2xx, else 1.
+import sys, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[-1], timeout=5)
+except Exception:
+    sys.exit(1)
+"""
+
+
+def compose_unavailable() -> str | None:
+    """Why podman-compose cannot run compose.yaml here, or None."""
+    if shutil.which("podman-compose") is None:
+        return "podman-compose not installed (scripts/bootstrap.sh installs it with apt)"
+    if not any(Path(d, "dnsname").exists() for d in CNI_PLUGIN_DIRS):
+        return (
+            "the CNI dnsname plugin is missing: containers could not resolve each other's names "
+            "(scripts/bootstrap.sh installs golang-github-containernetworking-plugin-dnsname)"
+        )
+    return None
+
+
+# Where podman's CNI backend looks for plugins (Debian: /usr/lib/cni).
+CNI_PLUGIN_DIRS = ("/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")

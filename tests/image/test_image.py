@@ -11,6 +11,7 @@ Skipped, with the reason, where podman cannot run containers; with CERTLC_REQUIR
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -277,3 +278,99 @@ def test_the_services_run_from_the_image_and_a_deleted_secret_comes_back_with_on
         f"http://127.0.0.1:{stack.services.by_name('issuer')[0].port}/metrics", timeout=5
     ).read()
     assert b"certlc_secrets_written_total" in metrics
+
+
+# --- compose.yaml with podman-compose --------------------------------------------------------
+
+COMPOSE_PROJECT = "certlc-compose-test"
+COMPOSE_SERVICES = ("nats", *SERVICES)
+
+
+def _compose(*args: str, env: dict[str, str], timeout: float = 300) -> str:
+    return podman.run(
+        "podman-compose", "-p", COMPOSE_PROJECT, *args, extra_env=env, timeout=timeout
+    ).stdout
+
+
+def _override(image: str, nats: str) -> str:
+    """What the test changes in compose.yaml: the images, local ones (no registry here)."""
+    services = {"nats": {"image": nats}} | {name: {"image": image} for name in SERVICES}
+    return json.dumps({"services": services})
+
+
+def test_compose_yaml_runs_with_podman_compose(
+    image: str, tmp_path: Path, kube_serving: Any
+) -> None:
+    reason = podman.compose_unavailable()
+    if reason:
+        _skip_or_fail(reason)
+    nats = podman.nats_image(podman.base_image())
+    network = f"{COMPOSE_PROJECT}_default"  # podman-compose's name for the default network
+    podman.run(podman.podman(), "network", "rm", "--force", network, check=False)
+    podman.run(podman.podman(), "network", "create", network)
+    gateway = podman.run(
+        podman.podman(),
+        "network",
+        "inspect",
+        "--format",
+        "{{range .Subnets}}{{.Gateway}}{{end}}",
+        network,
+    ).stdout.strip()
+    kube_dir = tmp_path / "kube"
+    kube_dir.mkdir(mode=0o755)
+    (tmp_path / "override.json").write_text(_override(image, nats))
+    env = {"CERTLC_KUBE_DIR": str(kube_dir), "NATS_PORT": str(free_port())}
+    files = ["-f", str(podman.REPO / "compose.yaml"), "-f", str(tmp_path / "override.json")]
+    containers = {s: f"{COMPOSE_PROJECT}_{s}_1" for s in COMPOSE_SERVICES}
+    sim: KubeSim | None = None
+    try:
+        # Parsed: the podman commands it would run name the local images and compose.yaml's
+        # restrictions (podman-compose 1.0 has no `config` command).
+        planned = _compose(
+            "--dry-run", *files, "up", "-d", "--no-build", *COMPOSE_SERVICES, env=env
+        )
+        for expected in (image, nats, "--read-only", "--cap-drop ALL", "-u 10001:10001"):
+            assert expected in planned, planned
+        # NATS first: the network's bridge exists once a container is on it, and the stand-in
+        # then listens on its gateway, the host as the containers see it.
+        _compose(*files, "up", "-d", "--no-build", "nats", env=env)
+        sim = KubeSim(host=gateway, ready_delay=0.2, gc=True).start()
+        sim.write_kubeconfig(kube_dir / "config").chmod(0o644)  # readable by uid 10001
+        seed_datastores(sim)
+        # podman-compose 1.0 ignores `profiles`: name the services, or it starts k3s too.
+        _compose(*files, "up", "-d", "--no-build", *SERVICES, env=env)
+
+        def healthy() -> bool:
+            # podman runs healthchecks from systemd timers, absent here: run each on demand.
+            return all(
+                podman.run(podman.podman(), "healthcheck", "run", c, check=False).returncode == 0
+                for c in containers.values()
+            )
+
+        wait_for(healthy, 120, "every compose service healthy")
+        seed_tenant(sim, "composed")
+        wait_for(
+            lambda: sim.try_get("secrets", "composed-api-server-certificate"),
+            90,
+            "the services in compose to issue the TCP's Secrets",
+        )
+        old = sim.get("secrets", "composed-api-server-certificate")
+        sim.delete("secrets", "composed-api-server-certificate")
+        wait_for(
+            lambda: (
+                (s := sim.try_get("secrets", "composed-api-server-certificate"))
+                and s["metadata"]["uid"] != old["metadata"]["uid"]
+            ),
+            60,
+            "the deleted Secret to come back",
+        )
+    except BaseException:
+        for name in containers.values():
+            logs = podman.run(podman.podman(), "logs", name, check=False)
+            print(f"--- {name}\n{(logs.stdout + logs.stderr)[-3000:]}")
+        raise
+    finally:
+        _compose(*files, "down", "-v", "-t", "5", env=env, timeout=300)
+        podman.run(podman.podman(), "network", "rm", "--force", network, check=False)
+        if sim is not None:
+            sim.stop()
