@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from certlc_dev.cli.demo import PORT_NAMES, plan_ports
+from certlc_dev.cli.demo import PORT_NAMES, STAND_IN_PODS, plan_ports
 from tests.e2e.harness import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -100,6 +100,7 @@ def test_second_demo_refused_env_on_path_ports_kept(tmp_path: Path) -> None:
         assert shell.stdout.splitlines()[0] == str(Path(sys.executable).parent / "certlc")
         assert "k8s-126" in shell.stdout
     assert "rm -rf" in first.output()
+    assert STAND_IN_PODS in first.output()
 
     # The next start keeps every port while they are free ...
     with running_demo(workdir) as again:

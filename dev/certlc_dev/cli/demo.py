@@ -39,6 +39,11 @@ from certlc_dev.kubesim import KubeSim
 # What gets a port, in the order they are announced.
 PORT_NAMES = ("nats", "kube", *SERVICES)
 EXIT_ALREADY_RUNNING = 2
+# What the stand-in's deployment controller does (docs/kube-stand-in.md), in one line.
+STAND_IN_PODS = (
+    "Note: the stand-in's pods are simulated (Ready after --ready-delay seconds), and a rollout "
+    "replaces all of a Deployment's pods at once, not one by one as a real cluster rolls them."
+)
 
 
 class DemoAlreadyRunning(Exception):
@@ -211,10 +216,7 @@ def _run_locked(args: argparse.Namespace, workdir: Path) -> int:
         for process in services.processes:
             base = f"http://127.0.0.1:{process.port}"
             print(f"  {process.name:<9} health {base}/readyz  metrics {base}/metrics")
-        print(
-            "The stand-in simulates pods: they are Ready after --ready-delay seconds, and a "
-            "rollout replaces them as docs/kube-stand-in.md describes."
-        )
+        print(STAND_IN_PODS)
         print(f"To start from scratch: stop the demo, then rm -rf {workdir}")
         print("In another terminal:\n")
         print(env)
