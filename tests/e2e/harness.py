@@ -152,6 +152,17 @@ class Stack:
         wait_for(lambda: self.deployment_done(tcp), timeout, f"rollout of {tcp}")
         return secrets
 
+    def rollouts_completed(self, tcp: str) -> int:
+        """How many `rollout.completed` audit events of `tcp` the tap has seen."""
+        return len(self.tap.audit(tcp, "rollout-completed"))
+
+    def next_rollout(self, tcp: str, completed: int, timeout: float = 60.0) -> None:
+        """Wait until `tcp` has more than `completed` rollouts completed (a rollout that has
+        to come, however loaded the machine: `quiet` alone could end before it starts)."""
+        wait_for(
+            lambda: self.rollouts_completed(tcp) > completed, timeout, f"a new rollout of {tcp}"
+        )
+
     def quiet(self, tcp: str, seconds: float = 3.0) -> list[str]:
         """Wait until no new ReplicaSet appears for `seconds`; the ReplicaSets then."""
         last, since = self.replicasets(tcp), time.monotonic()

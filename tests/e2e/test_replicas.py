@@ -34,9 +34,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterat
 
 def test_two_replicas_of_each_service_do_the_work_once(stack: Stack) -> None:
     seed_tenant(stack.sim, "twin")
-    stack.settled("twin", 13)
+    stack.first_issued("twin")
     assert len(stack.quiet("twin")) == 2
     before = stack.replicasets("twin")
+    completed = stack.rollouts_completed("twin")
     stack.kubectl(
         "delete",
         "secret",
@@ -44,6 +45,7 @@ def test_two_replicas_of_each_service_do_the_work_once(stack: Stack) -> None:
         "kamaji.clastix.io/certificate_lifecycle_controller=x509,kamaji.clastix.io/name=twin",
     )
     stack.settled("twin", 13)
+    stack.next_rollout("twin", completed)
     assert len(stack.quiet("twin")) == len(before) + 1
     created = [json.loads(d) for d in stack.tap.audit("twin", "secret-written")]
     # every Secret written once per rotation, though two issuers and two lifecycles ran

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,13 @@ from certlc_dev.kubesim.negotiation import View, aggregated_discovery, resource_
 from certlc_dev.kubesim.protobuf import ProtobufError, decode_object
 from certlc_dev.kubesim.resources import Registry
 from certlc_dev.kubesim.tables import render_table
-from certlc_dev.kubesim.workloads import deployment_status, pod_template_hash
+from certlc_dev.kubesim.workloads import (
+    SetState,
+    deployment_status,
+    plan_rollout,
+    pod_template_hash,
+    rollout_bounds,
+)
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 REGISTRY = Registry()
@@ -197,3 +204,87 @@ def test_protobuf_bodies_from_kubectl() -> None:
         decode_object(b"k8s\x00\n\x10\n\x07apps/v1\x12\x05Other")
     with pytest.raises(ProtobufError):
         decode_object(b"{}")
+
+
+@pytest.mark.parametrize(
+    ("replicas", "rolling", "bounds"),
+    [
+        (2, {}, (1, 0)),  # 25% of 2: surge 0.5 rounds up, unavailable 0.5 rounds down
+        (4, {}, (1, 1)),
+        (10, {"maxSurge": "30%", "maxUnavailable": "30%"}, (3, 3)),
+        (3, {"maxSurge": 0, "maxUnavailable": 0}, (0, 1)),  # both 0: one may be unavailable
+        (5, {"maxSurge": 2, "maxUnavailable": "0%"}, (2, 0)),
+    ],
+)
+def test_rollout_bounds(replicas: int, rolling: dict[str, Any], bounds: tuple[int, int]) -> None:
+    spec = {"replicas": replicas, "strategy": {"type": "RollingUpdate", "rollingUpdate": rolling}}
+    assert rollout_bounds(spec, replicas) == bounds
+
+
+def _spec(replicas: int, **strategy: Any) -> dict[str, Any]:
+    return {"replicas": replicas, "strategy": strategy or {"type": "RollingUpdate"}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "new", "old", "plan"),
+    [
+        # replicas 2, surge 1, unavailable 0: one new pod first, old ones wait for it
+        (_spec(2), SetState(0, 0, 0), [SetState(2, 2, 2)], (1, [2])),
+        (_spec(2), SetState(1, 1, 0), [SetState(2, 2, 2)], (1, [2])),
+        (_spec(2), SetState(1, 1, 1), [SetState(2, 2, 2)], (1, [1])),
+        (_spec(2), SetState(1, 1, 1), [SetState(1, 1, 1)], (2, [1])),
+        (_spec(2), SetState(2, 2, 2), [SetState(1, 1, 1)], (2, [0])),
+        # no room: a new pod not ready yet holds the old ones, a broken old one included
+        (_spec(2), SetState(1, 1, 0), [SetState(2, 2, 1)], (1, [2])),
+        # an old pod that is not ready goes first, costing no availability, then a ready one
+        (
+            _spec(4, type="RollingUpdate", rollingUpdate={"maxSurge": 1, "maxUnavailable": 1}),
+            SetState(1, 1, 1),
+            [SetState(4, 4, 3)],
+            (1, [2]),
+        ),
+        # surge 1, unavailable 1 on 4
+        (
+            _spec(4, type="RollingUpdate", rollingUpdate={"maxSurge": 1, "maxUnavailable": 1}),
+            SetState(0, 0, 0),
+            [SetState(4, 4, 4)],
+            (1, [3]),
+        ),
+        # scaling without a template change
+        (_spec(3), SetState(1, 1, 1), [], (3, [])),
+        (_spec(1), SetState(3, 3, 3), [], (1, [])),
+        # Recreate: old pods all gone before any new one
+        (_spec(2, type="Recreate"), SetState(0, 0, 0), [SetState(2, 2, 2)], (0, [0])),
+        (_spec(2, type="Recreate"), SetState(0, 0, 0), [SetState(0, 1, 0)], (0, [0])),
+        (_spec(2, type="Recreate"), SetState(0, 0, 0), [SetState(0, 0, 0)], (2, [0])),
+    ],
+)
+def test_plan_rollout_steps(
+    spec: dict[str, Any], new: SetState, old: list[SetState], plan: tuple[int, list[int]]
+) -> None:
+    assert plan_rollout(spec, new, old) == plan
+
+
+def test_a_paused_or_stuck_rollout_is_reported_as_kubectl_reads_it() -> None:
+    deployment = {
+        "metadata": {"name": "d", "generation": 2},
+        "spec": {"replicas": 1, "paused": True, "progressDeadlineSeconds": 5},
+        "status": {},
+    }
+    pending = {"status": {"conditions": []}}
+    paused = deployment_status(deployment, "d-x", False, [pending], 0, "2026-01-01T00:00:00Z")
+    progressing = paused["conditions"][1]
+    assert (progressing["status"], progressing["reason"]) == ("Unknown", "DeploymentPaused")
+    deployment["spec"]["paused"] = False
+    deployment["status"] = paused
+    resumed = deployment_status(deployment, "d-x", False, [pending], 0, "2026-01-01T00:00:01Z")
+    assert resumed["conditions"][1]["reason"] == "DeploymentResumed"
+    deployment["status"] = resumed
+    later = deployment_status(deployment, "d-x", False, [pending], 0, "2026-01-01T00:00:04Z")
+    assert later["conditions"][1]["reason"] == "DeploymentResumed"  # within the deadline
+    deployment["status"] = later
+    late = deployment_status(deployment, "d-x", False, [pending], 0, "2026-01-01T00:00:07Z")
+    assert (late["conditions"][1]["status"], late["conditions"][1]["reason"]) == (
+        "False",
+        "ProgressDeadlineExceeded",
+    )

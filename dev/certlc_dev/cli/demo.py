@@ -41,8 +41,8 @@ PORT_NAMES = ("nats", "kube", *SERVICES)
 EXIT_ALREADY_RUNNING = 2
 # What the stand-in's deployment controller does (docs/kube-stand-in.md), in one line.
 STAND_IN_PODS = (
-    "Note: the stand-in's pods are simulated (Ready after --ready-delay seconds), and a rollout "
-    "replaces all of a Deployment's pods at once, not one by one as a real cluster rolls them."
+    "Note: the stand-in's pods are simulated: Ready after --ready-delay seconds, never crashing; "
+    "a rollout replaces them one step at a time (maxSurge/maxUnavailable), as a cluster does."
 )
 
 

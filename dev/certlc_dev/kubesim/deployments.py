@@ -41,8 +41,9 @@ class DeploymentController:
         self.replicasets = registry.resolve("replicasets")
         self.pods = registry.resolve("pods")
         self._sub = self.store.subscribe_all([self.deployments, self.replicasets, self.pods])
-        self._timers: list[tuple[float, int, str, str]] = []
-        self._scheduled: set[tuple[str, str]] = set()
+        # (due, seq, kind, namespace, name): a pod to make ready, or a Deployment to re-check
+        self._timers: list[tuple[float, int, str, str, str]] = []
+        self._scheduled: set[tuple[str, str, str]] = set()
         self._seq = itertools.count()
         self._ips = itertools.count(2)
         self._thread = threading.Thread(target=self._run, name="kubesim-deployments", daemon=True)
@@ -104,15 +105,21 @@ class DeploymentController:
         keys: set[tuple[str, str]] = set()
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
-            _, _, namespace, name = heapq.heappop(self._timers)
-            self._scheduled.discard((namespace, name))
+            _, _, kind, namespace, name = heapq.heappop(self._timers)
+            self._scheduled.discard((kind, namespace, name))
+            if kind == "deployment":
+                keys.add((namespace, name))
+                continue
             pod = self.store.get(self.pods, namespace, name)
             if pod is None or workloads.pod_ready(pod.obj):
                 continue
             body = thaw(pod)
-            body["status"] = workloads.ready_status(
-                body, self.api.now(), f"10.244.0.{next(self._ips) % 250 + 2}"
-            )
+            if workloads.never_ready(body):
+                body["status"] = workloads.image_pull_backoff(body)
+            else:
+                body["status"] = workloads.ready_status(
+                    body, self.api.now(), f"10.244.0.{next(self._ips) % 250 + 2}"
+                )
             try:
                 self.api.update(self.pods, namespace, name, body, subresource="status")
             except NotFound:
@@ -121,12 +128,21 @@ class DeploymentController:
         return keys
 
     def _schedule(self, pod: Stored) -> None:
-        key = (pod.namespace, pod.name)
+        key = ("pod", pod.namespace, pod.name)
         if key in self._scheduled or workloads.pod_ready(pod.obj):
+            return
+        if workloads.never_ready(pod.obj) and "ImagePullBackOff" in str(pod.obj.get("status")):
             return
         self._scheduled.add(key)
         due = time.monotonic() + self.ready_delay
-        heapq.heappush(self._timers, (due, next(self._seq), pod.namespace, pod.name))
+        heapq.heappush(self._timers, (due, next(self._seq), *key))
+
+    def _schedule_deployment(self, namespace: str, name: str, delay: float) -> None:
+        key = ("deployment", namespace, name)
+        if key in self._scheduled:
+            return
+        self._scheduled.add(key)
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), *key))
 
     # ------------------------------------------------------------------ reconcile
 
@@ -140,52 +156,79 @@ class DeploymentController:
         ]
 
     def reconcile(self, namespace: str, name: str) -> None:
-        """Bring one Deployment's ReplicaSets, Pods and status in line with its spec."""
+        """One sync of a Deployment: its ReplicaSets scaled one step along its strategy
+        (`workloads.plan_rollout`), their pods converged, its status written."""
         with self.store.lock:
             deployment = self.store.get(self.deployments, namespace, name)
             if deployment is None or deployment.metadata.get("deletionTimestamp"):
                 return
-            desired = int((deployment.obj.get("spec") or {}).get("replicas", 1))
+            spec = deployment.obj.get("spec") or {}
             owned = self._owned(self.replicasets, namespace, deployment.uid)
-            current, created = self._current_replica_set(deployment, owned, desired)
-            self._retire([rs for rs in owned if rs.uid != current.uid])
-            pods = self._converge_pods(current, desired)
-            self._report(namespace, name, current, created, pods)
+            template_hash = workloads.pod_template_hash(spec.get("template") or {})
+            current = next(
+                (rs for rs in owned if rs.name == f"{deployment.name}-{template_hash}"), None
+            )
+            created = False
+            if current is None and not spec.get("paused"):  # paused: no new ReplicaSet
+                current, created = self._new_replica_set(deployment, owned), True
+            old = [rs for rs in owned if current is None or rs.uid != current.uid]
+            if current is not None and not spec.get("paused"):
+                pods_of = {rs.uid: self._owned(self.pods, namespace, rs.uid) for rs in owned}
+                pods_of.setdefault(current.uid, [])
+                new_target, old_targets = workloads.plan_rollout(
+                    spec, self._state(current, pods_of), [self._state(rs, pods_of) for rs in old]
+                )
+                revision = self._revision(owned)
+                for rs, target in zip(old, old_targets, strict=True):
+                    if int(rs.obj["spec"].get("replicas", 0)) != target:
+                        self._scale(rs, target, None)
+                current = self._scale(current, new_target, revision)
+            all_pods: list[Stored] = []
+            new_pods: list[Stored] = []
+            for rs in [*old, *([current] if current is not None else [])]:
+                fresh = self.store.get(self.replicasets, namespace, rs.name) or rs
+                pods = self._converge_pods(fresh, int(fresh.obj["spec"].get("replicas", 0)))
+                all_pods += pods
+                if current is not None and rs.uid == current.uid:
+                    new_pods = pods
+            self._report(namespace, name, current, created, all_pods, len(new_pods))
 
-    def _current_replica_set(
-        self, deployment: Stored, owned: list[Stored], desired: int
-    ) -> tuple[Stored, bool]:
-        """The ReplicaSet of the current pod template (created if new) scaled to `desired`."""
-        template = (deployment.obj.get("spec") or {}).get("template") or {}
-        template_hash = workloads.pod_template_hash(template)
-        revision = max(
+    @staticmethod
+    def _state(rs: Stored, pods_of: dict[str, list[Stored]]) -> workloads.SetState:
+        pods = pods_of.get(rs.uid, [])
+        return workloads.SetState(
+            replicas=int((rs.obj.get("spec") or {}).get("replicas", 0)),
+            pods=len(pods),
+            ready=sum(1 for p in pods if workloads.pod_ready(p.obj)),
+        )
+
+    @staticmethod
+    def _revision(owned: list[Stored]) -> int:
+        return max(
             (int(rs.metadata.get("annotations", {}).get(workloads.REVISION, 0)) for rs in owned),
             default=0,
         )
-        current = next(
-            (rs for rs in owned if rs.name == f"{deployment.name}-{template_hash}"), None
-        )
-        if current is not None:
-            return self._scale(current, desired, revision), False
-        body = workloads.replica_set(deployment.obj, template_hash, revision + 1)
-        return self.api.create(self.replicasets, deployment.namespace, body, keep_status=True), True
 
-    def _retire(self, old_sets: list[Stored]) -> None:
-        """Scale ReplicaSets of older templates to 0 and delete their pods at once."""
-        for rs in old_sets:
-            self._scale(rs, 0, None)
-            for pod in self._owned(self.pods, rs.namespace, rs.uid):
-                self.api.delete(self.pods, pod.namespace, pod.name)
+    def _new_replica_set(self, deployment: Stored, owned: list[Stored]) -> Stored:
+        """The ReplicaSet of a new pod template, created with no replicas (the rollout scales
+        it up within the strategy's bounds)."""
+        template = (deployment.obj.get("spec") or {}).get("template") or {}
+        template_hash = workloads.pod_template_hash(template)
+        body = workloads.replica_set(deployment.obj, template_hash, self._revision(owned) + 1)
+        body["spec"]["replicas"] = 0
+        return self.api.create(self.replicasets, deployment.namespace, body, keep_status=True)
 
     def _converge_pods(self, rs: Stored, desired: int) -> list[Stored]:
-        """Create or delete pods of `rs` until there are `desired`; schedule readiness."""
+        """Create or delete pods of `rs` until there are `desired` (not-ready ones deleted
+        first); schedule readiness."""
         pods = self._owned(self.pods, rs.namespace, rs.uid)
+        pods.sort(key=lambda p: workloads.pod_ready(p.obj))
+        while len(pods) > desired:
+            pod = pods.pop(0)
+            self.api.delete(self.pods, pod.namespace, pod.name)
         while len(pods) < desired:
             body = workloads.pending_pod(rs.obj, self.api.now())
             pods.append(self.api.create(self.pods, rs.namespace, body, keep_status=True))
-        for pod in pods[desired:]:
-            self.api.delete(self.pods, pod.namespace, pod.name)
-        pods = pods[:desired]
         for pod in pods:
             self._schedule(pod)
         status = workloads.replica_set_status(rs.obj, [p.obj for p in pods])
@@ -193,21 +236,40 @@ class DeploymentController:
         return pods
 
     def _report(
-        self, namespace: str, name: str, current: Stored, created: bool, pods: list[Stored]
+        self,
+        namespace: str,
+        name: str,
+        current: Stored | None,
+        created: bool,
+        pods: list[Stored],
+        new_pods: int,
     ) -> None:
-        """Copy the revision annotation and write the Deployment status (both via /status)."""
+        """Copy the revision annotation and write the Deployment status (both via /status);
+        while the rollout is unfinished, come back at its progress deadline."""
         latest = self.store.get(self.deployments, namespace, name)
         if latest is None:
             return
-        revision = current.metadata.get("annotations", {}).get(workloads.REVISION)
-        if latest.metadata.get("annotations", {}).get(workloads.REVISION) != revision:
-            body = thaw(latest)
-            body["metadata"].setdefault("annotations", {})[workloads.REVISION] = revision
-            latest = self.api.update(self.deployments, namespace, name, body, subresource="status")
+        if current is not None:
+            revision = current.metadata.get("annotations", {}).get(workloads.REVISION)
+            if latest.metadata.get("annotations", {}).get(workloads.REVISION) != revision:
+                body = thaw(latest)
+                body["metadata"].setdefault("annotations", {})[workloads.REVISION] = revision
+                latest = self.api.update(
+                    self.deployments, namespace, name, body, subresource="status"
+                )
         status = workloads.deployment_status(
-            latest.obj, current.name, created, [p.obj for p in pods], len(pods), self.api.now()
+            latest.obj,
+            None if current is None else current.name,
+            created,
+            [p.obj for p in pods],
+            new_pods,
+            self.api.now(),
         )
         self._write_status(self.deployments, latest, status)
+        progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+        if progressing["status"] == "True" and progressing["reason"] != "NewReplicaSetAvailable":
+            deadline = workloads.progress_deadline(latest.obj.get("spec") or {})
+            self._schedule_deployment(namespace, name, deadline + 1.0)
 
     def _scale(self, rs: Stored, replicas: int, revision: int | None) -> Stored:
         body = thaw(rs)

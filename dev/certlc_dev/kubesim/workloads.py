@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -159,16 +161,132 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     )
 
 
-def _max_unavailable(spec: Mapping[str, Any], desired: int) -> int:
-    value = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+def never_ready(pod: Mapping[str, Any]) -> bool:
+    """A pod whose image comes from a registry host under `.invalid` (RFC 2606: a name that
+    never resolves) never becomes Ready: its image cannot be pulled. A test's knob for a
+    rollout that never completes."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        image = str(container.get("image") or "")
+        host = image.split("/", 1)[0] if "/" in image else ""
+        if host.split(":", 1)[0].endswith(".invalid"):
+            return True
+    return False
+
+
+def image_pull_backoff(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The status of `pod` when its image cannot be pulled."""
+    status = dict(pod.get("status") or {})
+    status["containerStatuses"] = [
+        {
+            "name": c.get("name"),
+            "image": c.get("image"),
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "started": False,
+            "state": {
+                "waiting": {
+                    "reason": "ImagePullBackOff",
+                    "message": f'Back-off pulling image "{c.get("image")}"',
+                }
+            },
+        }
+        for c in (pod.get("spec") or {}).get("containers") or []
+    ]
+    return status
+
+
+def _scaled(value: Any, desired: int, round_up: bool) -> int:
     if isinstance(value, str) and value.endswith("%"):
-        return math.floor(desired * int(value[:-1]) / 100)
+        exact = desired * int(value[:-1]) / 100
+        return math.ceil(exact) if round_up else math.floor(exact)
     return int(value)
 
 
+def rollout_bounds(spec: Mapping[str, Any], desired: int) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) of a RollingUpdate, as the controller resolves them:
+    percentages of `desired`, surge rounded up, unavailable down, defaults 25% each; when both
+    come out 0, one pod may be unavailable (else no rollout could ever progress)."""
+    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+    surge = _scaled(rolling.get("maxSurge", "25%"), desired, round_up=True)
+    unavailable = _scaled(rolling.get("maxUnavailable", "25%"), desired, round_up=False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def _max_unavailable(spec: Mapping[str, Any], desired: int) -> int:
+    if (spec.get("strategy") or {}).get("type") == "Recreate":
+        return desired
+    return rollout_bounds(spec, desired)[1]
+
+
+@dataclass(frozen=True)
+class SetState:
+    """One ReplicaSet as the controller sees it: its spec.replicas, and its live pods."""
+
+    replicas: int
+    pods: int
+    ready: int
+
+
+def plan_rollout(
+    spec: Mapping[str, Any], new: SetState, old: Sequence[SetState]
+) -> tuple[int, list[int]]:
+    """The next spec.replicas of the new ReplicaSet and of each old one (same order), one step
+    of the deployment controller's sync: Recreate removes every old pod before the new ones are
+    created; RollingUpdate stays within maxSurge pods above and maxUnavailable below the
+    desired count, removing unhealthy old pods first."""
+    desired = int(spec.get("replicas", 1))
+    if (spec.get("strategy") or {}).get("type") == "Recreate":
+        if any(o.replicas or o.pods for o in old):
+            return new.replicas if new.pods else 0, [0 for _ in old]
+        return desired, [0 for _ in old]
+    surge, unavailable = rollout_bounds(spec, desired)
+    old_total = sum(o.replicas for o in old)
+    if new.replicas > desired:
+        new_target = desired
+    else:
+        room = max(0, desired + surge - (new.replicas + old_total))
+        new_target = min(desired, new.replicas + room)
+    targets = [o.replicas for o in old]
+    if not old:
+        return new_target, targets
+    minimum_available = desired - unavailable
+    new_unavailable = max(0, new_target - new.ready)
+    budget = new_target + old_total - minimum_available - new_unavailable
+    # First the old pods that are not ready: removing them costs no availability.
+    for i, o in enumerate(old):
+        if budget <= 0:
+            break
+        unhealthy = max(0, min(targets[i], o.pods) - o.ready)
+        cut = min(unhealthy, budget)
+        targets[i] -= cut
+        budget -= cut
+    # Then ready ones, as far as the pods available above the minimum allow.
+    available = new.ready + sum(min(o.ready, t) for o, t in zip(old, targets, strict=True))
+    budget = min(budget, available - minimum_available)
+    for i in range(len(old)):
+        if budget <= 0:
+            break
+        cut = min(targets[i], budget)
+        targets[i] -= cut
+        budget -= cut
+    return new_target, targets
+
+
 def _condition(
-    old: Sequence[Mapping[str, Any]], kind: str, status: str, reason: str, message: str, now: str
+    old: Sequence[Mapping[str, Any]],
+    kind: str,
+    status: str,
+    reason: str,
+    message: str,
+    now: str,
+    *,
+    touch: bool = False,
 ) -> dict[str, Any]:
+    """A condition; lastUpdateTime moves when anything changed (or `touch`: progress was
+    made), lastTransitionTime when the status changed."""
     previous = next((c for c in old if c.get("type") == kind), None)
     same = previous is not None and previous.get("status") == status
     unchanged = (
@@ -176,6 +294,7 @@ def _condition(
         and previous is not None
         and previous.get("reason") == reason
         and previous.get("message") == message
+        and not touch
     )
     return {
         "type": kind,
@@ -187,17 +306,41 @@ def _condition(
     }
 
 
+def _seconds_between(earlier: Any, later: str) -> float | None:
+    try:
+        start = datetime.fromisoformat(str(earlier).replace("Z", "+00:00"))
+        end = datetime.fromisoformat(later.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (end - start).total_seconds()
+
+
+DEFAULT_PROGRESS_DEADLINE = 600
+PAUSED, DEADLINE_EXCEEDED = "DeploymentPaused", "ProgressDeadlineExceeded"
+
+
+def progress_deadline(spec: Mapping[str, Any]) -> int:
+    return int(spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE))
+
+
 def deployment_status(
     deployment: Mapping[str, Any],
-    new_rs: str,
+    new_rs: str | None,
     created: bool,
     all_pods: Sequence[Mapping[str, Any]],
     new_pods: int,
     now: str,
 ) -> dict[str, Any]:
-    """Replica counts and conditions, as the deployment controller reports them."""
+    """Replica counts and conditions, as the deployment controller reports them.
+
+    Progressing: `DeploymentPaused` (Unknown) while paused, `DeploymentResumed` after;
+    `NewReplicaSetCreated`, `ReplicaSetUpdated` whenever the rollout progressed (more updated,
+    ready or available pods, fewer old ones), `NewReplicaSetAvailable` once complete; False with
+    `ProgressDeadlineExceeded` when it made no progress for `progressDeadlineSeconds`.
+    """
     spec, meta = deployment["spec"], deployment["metadata"]
-    old = (deployment.get("status") or {}).get("conditions") or []
+    before = deployment.get("status") or {}
+    old = before.get("conditions") or []
     desired = int(spec.get("replicas", 1))
     replicas = len(all_pods)
     ready = sum(1 for p in all_pods if pod_ready(p))
@@ -214,16 +357,44 @@ def deployment_status(
         else "Deployment does not have minimum availability.",
         now,
     )
-    if new_pods == desired and available == desired and replicas == desired:
+    progressed = (
+        new_pods > int(before.get("updatedReplicas", 0))
+        or replicas - new_pods
+        < int(before.get("replicas", 0)) - int(before.get("updatedReplicas", 0))
+        or ready > int(before.get("readyReplicas", 0))
+        or available > int(before.get("availableReplicas", 0))
+    )
+    previous: Mapping[str, Any] = next((c for c in old if c.get("type") == "Progressing"), {})
+    rs_name = new_rs or meta["name"]
+    complete = new_rs is not None and new_pods == desired == available == replicas
+    status_value, touch = "True", False
+    if spec.get("paused"):
+        status_value, reason, message = "Unknown", PAUSED, "Deployment is paused"
+    elif complete:
         reason, message = (
             "NewReplicaSetAvailable",
-            f'ReplicaSet "{new_rs}" has successfully progressed.',
+            f'ReplicaSet "{rs_name}" has successfully progressed.',
         )
     elif created:
-        reason, message = "NewReplicaSetCreated", f'Created new replica set "{new_rs}"'
+        reason, message = "NewReplicaSetCreated", f'Created new replica set "{rs_name}"'
+    elif previous.get("reason") == PAUSED:
+        reason, message = "DeploymentResumed", "Deployment is resumed"
+    elif progressed:
+        reason, message, touch = (
+            "ReplicaSetUpdated",
+            f'ReplicaSet "{rs_name}" is progressing.',
+            True,
+        )
+    elif previous.get("reason") == DEADLINE_EXCEEDED or (
+        (elapsed := _seconds_between(previous.get("lastUpdateTime"), now)) is not None
+        and elapsed >= progress_deadline(spec)
+    ):
+        status_value, reason = "False", DEADLINE_EXCEEDED
+        message = f'ReplicaSet "{rs_name}" has timed out progressing.'
     else:
-        reason, message = "ReplicaSetUpdated", f'ReplicaSet "{new_rs}" is progressing.'
-    progressing = _condition(old, "Progressing", "True", reason, message, now)
+        reason = str(previous.get("reason") or "ReplicaSetUpdated")
+        message = str(previous.get("message") or f'ReplicaSet "{rs_name}" is progressing.')
+    progressing = _condition(old, "Progressing", status_value, reason, message, now, touch=touch)
     status: dict[str, Any] = {"observedGeneration": int(meta.get("generation", 1))}
     for key, value in (
         ("replicas", replicas),
