@@ -165,3 +165,18 @@ def test_should_report_a_deleted_datastore_and_a_recreated_one() -> None:
     cache.fold("datastores", "ADDED", datastore_object("7"))  # back before the next round
     (again,) = cache.take(NOW).others
     assert isinstance(facts(again.payload), DataStoreObserved)
+
+
+def test_a_resync_hands_over_every_object_again_its_secrets_to_read_afresh() -> None:
+    cache = listed_cache()
+    cache.holding = False
+    cache.take(NOW)
+    assert not cache.has_work()
+
+    assert cache.resync() == (1, len(KINDS))
+
+    work = cache.take(NOW)
+    assert sorted(skey[2] for skey, _ in work.refetch) == sorted(KINDS)  # data not kept
+    assert not work.batch.jobs
+    assert [decode(m.payload).__class__ for m in work.others] == [TcpObserved]
+    assert not cache.has_work()
