@@ -41,7 +41,7 @@ from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
 from services.watcher.cache import Cache, Round, SecretKey
 from services.watcher.checker import CheckerError, CheckerProcess
-from services.watcher.facts import Batch, Checked, Job, check
+from services.watcher.facts import Batch, Checked, Job, check, vanished
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +334,7 @@ class Watcher:
         await self.flush()
         self.cache.holding = False
         await self.flush()
+        gone = await self.publish_vanished()
         tcps, secrets = self.cache.counts()
         marker = WatcherSynced(
             resource_version="", tcps=tcps, secrets=secrets, at=datetime.now(UTC)
@@ -342,7 +343,26 @@ class Watcher:
         await self.checker.stop()  # a re-list of many Secrets starts it again
         release_free_memory()  # the pages that held the initial lists
         self.ready = True
-        log.info("initial lists published: %d TCPs, %d Secrets", tcps, secrets)
+        log.info("initial lists published: %d TCPs, %d Secrets, %d deletions", tcps, secrets, gone)
+
+    async def publish_vanished(self) -> int:
+        """After the complete initial lists: a deletion fact for every subject of the events
+        stream that none of the listed objects has (deleted while no watcher ran), so that no
+        stale fact outlives a restart. The subjects come from the stream's state (stream info,
+        which the watcher may read), so no consumer is needed."""
+        info = await self.bus.js.stream_info(
+            subjects.EVENTS_STREAM, subjects_filter=subjects.EVENTS_SUBJECTS
+        )
+        listed = self.cache.subjects()
+        now = datetime.now(UTC)
+        messages = [
+            fact
+            for subject in sorted((info.state.subjects or {}).keys() - listed)
+            if (fact := vanished(subject, now)) is not None
+        ]
+        if messages:
+            await self.publish_all(messages)
+        return len(messages)
 
 
 async def supervise(stop: asyncio.Event, **tasks: Coroutine[Any, Any, None]) -> None:
