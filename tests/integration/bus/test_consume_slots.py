@@ -64,7 +64,9 @@ async def test_a_retry_later_gives_the_slot_back(bus: Bus) -> None:
         await wait_until(no_pending_acks(bus), what="ack of the last re-check")
 
     assert recheck[0][0] == 1
-    assert recheck[-1][0] > 1  # the server counts the deliveries
+    # The server counts the deliveries (nats-server 2.9 now and then reports a nak'ed message's
+    # redelivery with a count of 1 again, so not every count is asserted).
+    assert max(number for number, _ in recheck) > 1
     gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(recheck)]
     assert all(gap >= 0.9 for gap in gaps), gaps  # the delay is honoured
     assert others[-1][1] < recheck[-1][1]  # the others did not wait for the re-checks
