@@ -28,7 +28,7 @@ from libs.bus.errors import (
     TopologyError,
 )
 from libs.bus.kv import KvBucket, KvEntry, ensure_bucket
-from libs.bus.publish import PublishAck, publish
+from libs.bus.publish import PublishAck, publish, publish_until_acked
 from libs.bus.service import Discovery, RequestHandler, discovery_subjects, serve
 from libs.bus.specs import (
     BucketSpec,
@@ -62,6 +62,7 @@ __all__ = [
     "Outcome",
     # publish / consume
     "publish",
+    "publish_until_acked",
     "PublishAck",
     "run_consumer",
     "Handler",

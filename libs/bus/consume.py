@@ -1,28 +1,39 @@
-"""The pull-consumer loop: fetch a batch, run handlers, then ack, nak or term each message.
+"""The pull-consumer loop: per message, never per batch; ack, nak or term each message.
 
 The loop owns acknowledgement so that every handler is "typed message in, effects out":
 
 - handler returns          -> `ack()` (only now: a crash mid-handler means redelivery)
-- `TemporaryError(delay)`  -> `nak(delay)`: try again later
+- `TemporaryError(delay)`  -> `nak(delay)`: the server redelivers it after `delay`; this is how a
+                              handler that must re-check later (a rollout still in progress)
+                              gives its slot back instead of waiting in it
 - `PermanentError`         -> `term()`: never redeliver; the reason is logged
 - any other exception      -> logged with traceback, `nak` with exponential backoff
                               (by delivery count); the loop itself never dies of a handler bug
 
-Messages of one batch run concurrently up to `max_concurrency`, except that messages with the
-same ordering key (a function of the subject) run one after another in stream order. If one of
-them fails, the later ones with that key are not run in this batch but nak'ed with the same
-delay, so they cannot overtake it. Long handlers are kept alive with in-progress heartbeats.
-Fetch failures (server restart, consumer not created yet) are logged and retried with backoff;
-the pull subscription survives reconnects. Set `stop_event` to finish the current batch and
-return (within about `fetch_timeout`).
+Up to `max_concurrency` handlers run at once, and the loop fetches more messages as soon as one
+of them finishes: a slow handler holds its own slot, never a batch. Messages with the same
+ordering key (a function of the subject) run one after another in stream order: a later one
+waits for the earlier one (its heartbeats keep it from being redelivered meanwhile) while other
+keys go on. If one fails, the later ones with its key that were already fetched are nak'ed with
+the same delay, so they cannot overtake it. At most `max_concurrency` keys are in hand at once,
+and at most `max_held` messages (running or waiting behind their key).
+
+Every message in hand gets an in-progress heartbeat each `heartbeat_interval` seconds, which
+must be well below the consumer's ack_wait (a third of it or less): then a message is only
+redelivered when its process died, and ack_wait alone bounds how long that takes. Fetch failures
+(server restart, consumer not created yet) are logged and retried with backoff; the pull
+subscription survives reconnects. Set `stop_event` to let the running handlers finish and return
+(within about `fetch_timeout`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
 from types import MappingProxyType
 
 import nats.errors
@@ -39,6 +50,8 @@ Handler = Callable[[Delivery], Awaitable[None]]
 
 DEFAULT_RETRY_BACKOFF = Backoff(initial=1.0, maximum=60.0)
 DEFAULT_FETCH_ERROR_BACKOFF = Backoff(initial=0.1, maximum=5.0)
+DEFAULT_HEARTBEAT_INTERVAL = 2.0
+"""Seconds between in-progress heartbeats; a consumer's ack_wait should be 3x this or more."""
 
 
 async def run_consumer(
@@ -51,21 +64,29 @@ async def run_consumer(
     batch: int = 10,
     fetch_timeout: float = 2.0,
     max_concurrency: int = 4,
+    max_held: int | None = None,
     ordering_key: OrderingKey | None = by_subject,
-    heartbeat_interval: float | None = 10.0,
+    heartbeat_interval: float | None = DEFAULT_HEARTBEAT_INTERVAL,
     retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF,
     fetch_error_backoff: Backoff = DEFAULT_FETCH_ERROR_BACKOFF,
 ) -> None:
     """Consume `stream`/`durable` (created beforehand by `ensure_topology`) until `stop_event`.
 
-    `ordering_key=None` lets every message of a batch run concurrently. `heartbeat_interval`
-    should be well below the consumer's ack_wait (None disables heartbeats).
+    `batch` caps one fetch; `max_held` (default `4 * max_concurrency`, at least `batch`) caps the
+    messages in hand. `ordering_key=None` lets every message run concurrently.
+    `heartbeat_interval` should be a third of the consumer's ack_wait or less (None disables
+    heartbeats).
     """
     if batch < 1 or max_concurrency < 1:
         raise ValueError("batch and max_concurrency must be >= 1")
     if fetch_timeout <= 0:
         raise ValueError("fetch_timeout must be > 0")
-    runner = _BatchRunner(handler, max_concurrency, ordering_key, heartbeat_interval, retry_backoff)
+    held_limit = max_held if max_held is not None else max(4 * max_concurrency, batch)
+    if held_limit < 1:
+        raise ValueError("max_held must be >= 1")
+    dispatcher = _Dispatcher(
+        handler, max_concurrency, held_limit, ordering_key, heartbeat_interval, retry_backoff
+    )
     sub = await bus.js.pull_subscribe_bind(durable=durable, stream=stream)
     where = {"stream": stream, "consumer": durable}
     failures = 0
@@ -78,8 +99,12 @@ async def run_consumer(
                     raise BusError(f"consumer {stream}/{durable}: connection closed")
                 await _sleep_unless(stop_event, fetch_error_backoff.initial)
                 continue
+            room = dispatcher.room()
+            if room == 0:
+                await dispatcher.wait_for_room(stop_event)
+                continue
             try:
-                msgs = await sub.fetch(batch, timeout=fetch_timeout)
+                msgs = await sub.fetch(min(batch, room), timeout=fetch_timeout)
             except TimeoutError:  # nothing to do (or the server is away): poll again
                 continue
             except (nats.errors.Error, OSError) as exc:
@@ -91,8 +116,11 @@ async def run_consumer(
                 await _sleep_unless(stop_event, delay)
                 continue
             failures = 0
-            await runner.run_batch(msgs)
+            for msg in msgs:
+                dispatcher.add(msg)
+        await dispatcher.drain()
     finally:
+        await dispatcher.cancel()
         with contextlib.suppress(nats.errors.Error, TimeoutError):
             await sub.unsubscribe()
             await bus.client.flush(timeout=2)  # let the last acks reach the server
@@ -104,40 +132,109 @@ async def _sleep_unless(stop_event: asyncio.Event, delay: float) -> None:
         await asyncio.wait_for(stop_event.wait(), timeout=delay)
 
 
-class _BatchRunner:
-    """Runs one fetched batch: groups by ordering key, bounded concurrency, then settles."""
+class _Chain:
+    """The messages of one ordering key in hand, handled one after another by one task."""
+
+    __slots__ = ("deferred", "queue")
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[Msg, asyncio.Task[None] | None]] = deque()
+        self.deferred: float | None = None  # nak delay of a failed earlier message
+
+
+class _Dispatcher:
+    """Messages in hand: one task per ordering key (at most `max_concurrency` keys), at most
+    `held_limit` messages; each message heartbeats from its fetch until it is settled."""
 
     def __init__(
         self,
         handler: Handler,
         max_concurrency: int,
+        held_limit: int,
         ordering_key: OrderingKey | None,
         heartbeat_interval: float | None,
         retry_backoff: Backoff,
     ) -> None:
         self._handler = handler
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._max_concurrency = max_concurrency
+        self._held_limit = held_limit
         self._ordering_key = ordering_key
         self._heartbeat_interval = heartbeat_interval
         self._retry_backoff = retry_backoff
+        self._chains: dict[Hashable, _Chain] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._held = 0
+        self._changed = asyncio.Event()
+        self._unique = itertools.count()
 
-    async def run_batch(self, msgs: list[Msg]) -> None:
-        groups: dict[object, list[Msg]] = {}
-        for index, msg in enumerate(msgs):
-            key = self._ordering_key(msg.subject) if self._ordering_key else index
-            groups.setdefault(key, []).append(msg)
-        async with asyncio.TaskGroup() as group:
-            for ordered in groups.values():
-                group.create_task(self._run_in_order(ordered))
+    def room(self) -> int:
+        """How many messages may be fetched now (0: wait for a running handler to finish)."""
+        return max(0, min(self._max_concurrency - len(self._chains), self._held_limit - self._held))
 
-    async def _run_in_order(self, msgs: list[Msg]) -> None:
-        deferred: float | None = None  # nak delay of a failed earlier message with this key
-        for msg in msgs:
-            if deferred is not None:
-                await _settle(msg, "nak", deferred)
-                continue
-            async with self._slots:
-                deferred = await self._handle(msg)
+    async def wait_for_room(self, stop_event: asyncio.Event) -> None:
+        self._changed.clear()
+        if self.room() > 0:
+            return
+        waits = {
+            asyncio.ensure_future(self._changed.wait()),
+            asyncio.ensure_future(stop_event.wait()),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    def add(self, msg: Msg) -> None:
+        key: Hashable = (
+            self._ordering_key(msg.subject) if self._ordering_key else next(self._unique)
+        )
+        self._held += 1
+        chain = self._chains.get(key)
+        heartbeat = self._start_heartbeat(msg)
+        if chain is not None:
+            chain.queue.append((msg, heartbeat))
+            return
+        chain = self._chains[key] = _Chain()
+        chain.queue.append((msg, heartbeat))
+        task = asyncio.create_task(self._run_chain(key, chain))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for every message in hand to be settled."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def cancel(self) -> None:
+        """Stop what still runs (its messages are redelivered after ack_wait)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run_chain(self, key: Hashable, chain: _Chain) -> None:
+        try:
+            while chain.queue:
+                msg, heartbeat = chain.queue[0]
+                try:
+                    if chain.deferred is not None:
+                        await _settle(msg, "nak", chain.deferred)
+                    else:
+                        chain.deferred = await self._handle(msg)
+                finally:
+                    await _stop(heartbeat)
+                    chain.queue.popleft()
+                    self._held -= 1
+                    self._changed.set()
+        finally:
+            for _, heartbeat in chain.queue:  # cancelled: stop the heartbeats of the rest
+                await _stop(heartbeat)
+            self._held -= len(chain.queue)
+            chain.queue.clear()
+            del self._chains[key]
+            self._changed.set()
 
     async def _handle(self, msg: Msg) -> float | None:
         """Run the handler on one message and settle it; return the nak delay if it failed."""
@@ -146,7 +243,6 @@ class _BatchRunner:
         except nats.errors.NotJSMessageError:
             log.error("not a JetStream delivery, skipped", extra={"subject": msg.subject})
             return None
-        heartbeat = self._start_heartbeat(delivery)
         try:
             await self._handler(delivery)
         except TemporaryError as exc:
@@ -166,28 +262,31 @@ class _BatchRunner:
                 extra={**_fields(delivery, exc), "delay": delay},
             )
             return await _settle(msg, "nak", delay)
-        finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
         await _settle(msg, "ack")
         return None
 
-    def _start_heartbeat(self, delivery: Delivery) -> asyncio.Task[None] | None:
+    def _start_heartbeat(self, msg: Msg) -> asyncio.Task[None] | None:
         if self._heartbeat_interval is None:
             return None
-        return asyncio.create_task(_heartbeat(delivery, self._heartbeat_interval))
+        return asyncio.create_task(_heartbeat(msg, self._heartbeat_interval))
 
 
-async def _heartbeat(delivery: Delivery, interval: float) -> None:
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _heartbeat(msg: Msg, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await delivery.in_progress()
+            await msg.in_progress()
         except nats.errors.Error as exc:
             log.debug(
-                "in-progress heartbeat failed", extra={**delivery.log_fields(), "error": repr(exc)}
+                "in-progress heartbeat failed", extra={"subject": msg.subject, "error": repr(exc)}
             )
 
 

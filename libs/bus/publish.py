@@ -6,14 +6,16 @@ twice on a redelivered message, is stored once: the server answers `duplicate=Tr
 stream's duplicate window. Timeouts, "no responders" and JetStream-unavailable answers are
 retried with backoff for `retry_for` seconds, because they are what a restarting server looks
 like. A rejection (wrong stream, bad headers) is raised at once as a non-retryable
-`PublishError`. Payloads are never logged.
+`PublishError`. `publish_until_acked` goes on after that budget, for as long as NATS is away,
+for publishers that must never drop a message. Payloads are never logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import nats.errors
@@ -28,6 +30,7 @@ from tenacity import (
     wait_random,
 )
 
+from libs.bus.backoff import Backoff
 from libs.bus.connect import Bus
 from libs.bus.errors import PublishError
 
@@ -138,3 +141,44 @@ async def _attempt(
 ) -> api.PubAck:
     # A fresh dict each time: nats-py may add headers to the one it is given.
     return await bus.js.publish(subject, data, timeout=ack_timeout, headers=dict(headers) or None)
+
+
+DEFAULT_OUTAGE_BACKOFF = Backoff(initial=1.0, maximum=15.0)
+
+
+async def publish_until_acked(
+    bus: Bus,
+    subject: str,
+    data: bytes,
+    *,
+    msg_id: str | None,
+    headers: Mapping[str, str] | None = None,
+    on_outage: Callable[[PublishError], None] | None = None,
+    backoff: Backoff = DEFAULT_OUTAGE_BACKOFF,
+    retry_for: float = 30.0,
+) -> PublishAck:
+    """`publish`, and when it gives up on a retryable failure (NATS away longer than
+    `retry_for`), call `on_outage` and try again after `backoff`, for as long as it takes.
+
+    For a publisher that must not lose a message to an outage of any length; a rejection, or a
+    connection closed by us, is raised as `publish` raises it. Each later attempt is de-duplicated
+    by `msg_id` as usual.
+    """
+    outages = 0
+    while True:
+        try:
+            return await publish(
+                bus, subject, data, msg_id=msg_id, headers=headers, retry_for=retry_for
+            )
+        except PublishError as exc:
+            if not exc.retryable or bus.is_closed:
+                raise
+            outages += 1
+            if on_outage is not None:
+                on_outage(exc)
+            delay = backoff.delay(outages)
+            log.warning(
+                "publish still failing, trying again",
+                extra={"subject": subject, "attempt": outages, "delay": delay, "error": exc.reason},
+            )
+            await asyncio.sleep(delay)

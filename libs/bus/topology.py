@@ -3,14 +3,18 @@
 Every service calls `ensure_topology` at start-up, so several processes may do it at the same
 moment: each step reads first, creates only what is missing, updates only what drifted, and
 treats "already in use" from a lost creation race as "read again and compare". Transient
-failures (JetStream not ready yet, a server restarting) are retried until `timeout`. A change the
-server refuses (e.g. storage type, or a consumer's filter on nats-server 2.9) raises
-`TopologyError` naming the object and the fields; deleting it is left to an operator, because
-deleting a consumer would lose its ack state.
+failures (JetStream not ready yet, a server restarting) are retried until `timeout`. Most consumer
+fields (ack_wait, max_deliver, max_ack_pending, backoff, description) are updated in place. A
+change the server refuses (e.g. storage type, a consumer's deliver policy, push to pull) raises
+`TopologyError` naming the object and the fields, with one exception: a consumer on a work-queue
+stream is deleted and created again, since its messages stay in the stream until acked and
+nothing else is lost (a message in hand is delivered again). Deleting a consumer on any other
+stream is left to an operator, because its ack state would be lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -147,6 +151,9 @@ async def ensure_consumer(bus: Bus, spec: ConsumerSpec) -> Outcome:
             await bus.js.add_consumer(spec.stream, desired)
         except _REFUSED as exc:
             _reraise_transient(exc)
+            if await _is_work_queue(bus, spec.stream):
+                await _recreate_consumer(bus, spec, desired, drift, exc.description)
+                return Outcome.UPDATED
             raise TopologyError(
                 f"consumer {name}: cannot change {', '.join(drift)} "
                 f"(delete and recreate it if intended): {exc.description}"
@@ -157,6 +164,30 @@ async def ensure_consumer(bus: Bus, spec: ConsumerSpec) -> Outcome:
         )
         return Outcome.UPDATED
     raise TopologyError(f"consumer {name}: configuration keeps changing under us")
+
+
+async def _is_work_queue(bus: Bus, stream: str) -> bool:
+    info = await bus.js.stream_info(stream)
+    return _str(info.config.retention) == api.RetentionPolicy.WORK_QUEUE.value
+
+
+async def _recreate_consumer(
+    bus: Bus, spec: ConsumerSpec, desired: api.ConsumerConfig, drift: list[str], why: str | None
+) -> None:
+    """Delete and create again a consumer of a work-queue stream whose update was refused."""
+    where = {"stream": spec.stream, "consumer": spec.durable, "fields": drift, "refused": why}
+    log.warning("consumer update refused; deleting and creating it again", extra=where)
+    with contextlib.suppress(nats.js.errors.NotFoundError):  # another process did it first
+        await bus.js.delete_consumer(spec.stream, spec.durable)
+    try:
+        await bus.js.add_consumer(spec.stream, desired)
+    except _REFUSED as exc:
+        if exc.err_code in _CONSUMER_ALREADY_EXISTS:
+            return  # created again by that other process, with the same declaration
+        _reraise_transient(exc)
+        raise TopologyError(
+            f"consumer {spec.stream}/{spec.durable}: re-create refused: {exc.description}"
+        ) from exc
 
 
 def stream_config(spec: StreamSpec) -> api.StreamConfig:
@@ -240,6 +271,7 @@ def consumer_drift(spec: ConsumerSpec, actual: api.ConsumerConfig) -> list[str]:
         "deliver_policy": spec.deliver_policy.value,
         "ack_policy": api.AckPolicy.EXPLICIT.value,
         "description": spec.description or "",
+        "push": False,  # every declared consumer is a pull consumer
     }
     have = {
         "filter_subject": actual.filter_subject or "",
@@ -250,6 +282,7 @@ def consumer_drift(spec: ConsumerSpec, actual: api.ConsumerConfig) -> list[str]:
         "deliver_policy": _str(actual.deliver_policy),
         "ack_policy": _str(actual.ack_policy),
         "description": actual.description or "",
+        "push": bool(actual.deliver_subject),
     }
     return [key for key, value in wanted.items() if have[key] != value]
 

@@ -2,7 +2,9 @@
 
 Decoding is tolerant of unknown fields (schema evolution) and strict about types; a payload that
 does not decode raises `MalformedMessage` naming the expected type and what was wrong (key
-material refused by a Struct's `__post_init__` surfaces here too, as msgspec reports it).
+material refused by a Struct's `__post_init__` surfaces here too, as msgspec reports it). Every
+payload names its message in `type` (docs/subjects.md): one without it is refused, also where a
+single message type is expected. A payload nested too deeply to decode is refused as such.
 """
 
 from __future__ import annotations
@@ -29,10 +31,19 @@ def encode(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
 
 
+class _NoMessage(msgspec.Struct, frozen=True, tag_field="type", tag="\x00"):
+    """Never sent: joined to a single tagged Struct, it makes `type` required on decode
+    (msgspec requires the tag of a tagged union, but not of one Struct type)."""
+
+
 def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
     dec = _decoders.get(kind)
     if dec is None:
-        dec = _decoders[kind] = msgspec.json.Decoder(kind)
+        target = kind
+        config = getattr(kind, "__struct_config__", None)
+        if config is not None and isinstance(config.tag, str):
+            target = kind | _NoMessage
+        dec = _decoders[kind] = msgspec.json.Decoder(target)
     return dec
 
 
@@ -45,6 +56,10 @@ def decode(kind: type[T] | Any, data: bytes) -> T:
         raise MalformedMessage(f"not a valid {name}: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise MalformedMessage(f"not JSON ({name} expected): {exc}") from exc
+    except RecursionError:
+        raise MalformedMessage(f"not a valid {name}: JSON nested too deeply") from None
+    if isinstance(result, _NoMessage):
+        raise MalformedMessage(f"not a valid {name}: unknown message type")
     return result
 
 

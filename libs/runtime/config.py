@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # watcher
     watch_label_selector: str = "kamaji.clastix.io/project=kamaji"
     watch_timeout: timedelta = timedelta(minutes=5)
+    resync: timedelta = timedelta(hours=10)  # publish every object's facts again; 0: never
     # lifecycle
     renew_deadline: timedelta = timedelta(hours=24)
     ca_warning: timedelta = timedelta(days=365)

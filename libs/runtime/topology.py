@@ -36,6 +36,12 @@ from libs.contracts.api import RotationFailed, audit_type_token
 
 DUPLICATE_WINDOW = 120.0
 AUDIT_MAX_AGE = timedelta(days=30).total_seconds()
+# How long a delivered message may go without an ack or an in-progress heartbeat before the
+# server delivers it again: the time a message whose process died waits. The consumer loop sends
+# a heartbeat every DEFAULT_HEARTBEAT_INTERVAL (2 s) while a handler runs, so 6 s leaves two
+# heartbeats of margin for a busy event loop and a slow network, and a SIGKILLed handler's
+# message is handled again within about 6 s (docs/architecture.md, "Delivery").
+ACK_WAIT = 6.0
 
 
 def streams(replicas: int = 1) -> tuple[StreamSpec, ...]:
@@ -78,13 +84,13 @@ def streams(replicas: int = 1) -> tuple[StreamSpec, ...]:
 ISSUER_CONSUMER = ConsumerSpec(
     stream=subjects.ROTATE_STREAM,
     durable=subjects.ISSUER_DURABLE,
-    ack_wait=60.0,
+    ack_wait=ACK_WAIT,
     description="issuer: mints and writes Secrets",
 )
 ROLLOUT_CONSUMER = ConsumerSpec(
     stream=subjects.ISSUED_STREAM,
     durable=subjects.ROLLOUT_DURABLE,
-    ack_wait=60.0,
+    ack_wait=ACK_WAIT,
     description="rollout: rolls the control plane out, updates TCP status",
 )
 # One filter subject per consumer (nats-server 2.9 ignores a list of them). Every message of the
@@ -94,7 +100,7 @@ ROLLOUT_FAILURES_CONSUMER = ConsumerSpec(
     stream=subjects.AUDIT_STREAM,
     durable=subjects.ROLLOUT_FAILURES_DURABLE,
     filter_subject=subjects.audit_events(audit_type_token(RotationFailed)),
-    ack_wait=30.0,
+    ack_wait=ACK_WAIT,
     description="rollout: Warning Events on the TCP for failed rotations",
 )
 CONSUMERS = (ISSUER_CONSUMER, ROLLOUT_CONSUMER, ROLLOUT_FAILURES_CONSUMER)

@@ -25,10 +25,11 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from libs.bus import Bus, connect, ensure_topology, publish
+from libs.bus import Bus, PublishError, connect, ensure_topology, publish_until_acked
 from libs.contracts import subjects
 from libs.contracts.codec import encode
 from libs.contracts.messages import WatcherSynced
@@ -40,7 +41,7 @@ from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
 from services.watcher.cache import Cache, Round, SecretKey
 from services.watcher.checker import CheckerError, CheckerProcess
-from services.watcher.facts import Batch, Checked, Job, check
+from services.watcher.facts import Batch, Checked, Job, check, vanished
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class Watcher:
         self.background: set[asyncio.Future[None]] = set()
         self.published = 0
         self.ready = False
+        self.publishing = True  # False while NATS does not acknowledge (set again by a success)
 
     # --- informer threads -> inbox ---------------------------------------------------------
 
@@ -207,10 +209,48 @@ class Watcher:
 
         async def worker() -> None:
             for m in todo:
-                await publish(self.bus, m.subject, m.payload, msg_id=m.msg_id)
+                await self._publish(m.subject, m.payload, m.msg_id)
 
         await asyncio.gather(*(worker() for _ in range(min(PUBLISH_CONCURRENCY, len(messages)))))
         self.published += len(messages)
+
+    async def _publish(self, subject: str, payload: bytes, msg_id: str | None) -> None:
+        """Publish until acknowledged, however long NATS is away; not ready meanwhile."""
+        await publish_until_acked(
+            self.bus, subject, payload, msg_id=msg_id, on_outage=self._publish_failed
+        )
+        self.publishing = True
+
+    def _publish_failed(self, exc: PublishError) -> None:
+        if self.publishing:
+            log.warning("cannot publish, not ready until NATS acknowledges again: %s", exc)
+        self.publishing = False
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once the initial lists are out, while connected and publishing."""
+        if not self.ready:
+            return False, "listing"
+        if not self.bus.is_connected:
+            return False, "nats disconnected"
+        if not self.publishing:
+            return False, "nats does not acknowledge publishes"
+        return True, "ready"
+
+    async def resync(self, stop: asyncio.Event) -> None:
+        """Every `resync` interval, publish again what is known of every object, read afresh
+        (a safety net: a fact lost on its way, or decided on wrongly, is corrected)."""
+        period = self.settings.resync.total_seconds()
+        if period <= 0:
+            await stop.wait()
+            return
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=period)
+            if stop.is_set() or not self.ready:
+                continue
+            tcps, secrets = self.cache.resync()
+            log.info("periodic resync: %d TCPs, %d Secrets published again", tcps, secrets)
+            self.wake.set()
 
     async def _send(self) -> None:
         """Publish the rounds in the order they were taken."""
@@ -294,15 +334,61 @@ class Watcher:
         await self.flush()
         self.cache.holding = False
         await self.flush()
+        gone = await self.publish_vanished()
         tcps, secrets = self.cache.counts()
         marker = WatcherSynced(
             resource_version="", tcps=tcps, secrets=secrets, at=datetime.now(UTC)
         )
-        await publish(self.bus, subjects.WATCHER_SYNCED, encode(marker), msg_id=None)
+        await self._publish(subjects.WATCHER_SYNCED, encode(marker), None)
         await self.checker.stop()  # a re-list of many Secrets starts it again
         release_free_memory()  # the pages that held the initial lists
         self.ready = True
-        log.info("initial lists published: %d TCPs, %d Secrets", tcps, secrets)
+        log.info("initial lists published: %d TCPs, %d Secrets, %d deletions", tcps, secrets, gone)
+
+    async def publish_vanished(self) -> int:
+        """After the complete initial lists: a deletion fact for every subject of the events
+        stream that none of the listed objects has (deleted while no watcher ran), so that no
+        stale fact outlives a restart. The subjects come from the stream's state (stream info,
+        which the watcher may read), so no consumer is needed."""
+        info = await self.bus.js.stream_info(
+            subjects.EVENTS_STREAM, subjects_filter=subjects.EVENTS_SUBJECTS
+        )
+        listed = self.cache.subjects()
+        now = datetime.now(UTC)
+        messages = [
+            fact
+            for subject in sorted((info.state.subjects or {}).keys() - listed)
+            if (fact := vanished(subject, now)) is not None
+        ]
+        if messages:
+            await self.publish_all(messages)
+        return len(messages)
+
+
+async def supervise(stop: asyncio.Event, **tasks: Coroutine[Any, Any, None]) -> None:
+    """Run `tasks` until `stop`. One that fails, or (except `starter`, which finishes once the
+    initial lists are out) returns before `stop`, stops them all with an error: the process
+    exits and is restarted, rather than living on without it."""
+    running: dict[asyncio.Task[Any], str] = {
+        asyncio.create_task(coro, name=name): name for name, coro in tasks.items()
+    }
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        while not stop.is_set():
+            done, _ = await asyncio.wait({*running, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopper}:
+                name = running.pop(task)
+                task.result()  # a failed task stops the service with its error
+                if name != "starter" and not stop.is_set():
+                    raise RuntimeError(f"watcher task {name} ended unexpectedly")
+    finally:
+        stopper.cancel()
+        for task in running:
+            if task.get_name() == "starter" or not stop.is_set():
+                task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
@@ -311,22 +397,18 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     try:
         await ensure_topology(bus, *topology.for_service("watcher", settings.stream_replicas))
         watcher = Watcher(bus, kube, settings)
-        health = HealthServer(
-            lambda: (watcher.ready and bus.is_connected, "ready" if watcher.ready else "listing"),
-            port=settings.health_port,
-        )
+        health = HealthServer(watcher.readiness, port=settings.health_port)
         if settings.health_port >= 0:
             await health.start()
-        publisher = asyncio.create_task(watcher.run_publisher(stop))
-        starter = asyncio.create_task(watcher.start())
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({starter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if starter.done():
-            starter.result()  # a failed start stops the service with its error
-        await stopper
-        watcher.stop.set()
-        starter.cancel()
-        await publisher
+        try:
+            await supervise(
+                stop,
+                publisher=watcher.run_publisher(stop),
+                starter=watcher.start(),
+                resync=watcher.resync(stop),
+            )
+        finally:
+            watcher.stop.set()  # the informer threads
         await health.stop()
     finally:
         await bus.close()

@@ -276,5 +276,22 @@ class Cache:
         self.secrets[(ns, tcp)][kind] = SecretRef.of(obj)
         return True
 
+    def subjects(self) -> set[str]:
+        """The events subjects of every object the cache holds."""
+        out = {subjects.tcp_event(*key) for key in self.tcps}
+        out.update(subjects.datastore_event(name) for name in self.datastores)
+        for (ns, tcp), kinds in self.secrets.items():
+            out.update(subjects.secret_event(ns, tcp, f"{tcp}-{kind.value}") for kind in kinds)
+        return out
+
+    def resync(self) -> tuple[int, int]:
+        """Mark every known object dirty, so that its facts are published again (the Secrets
+        read afresh first); the counts of TCPs and Secrets."""
+        for (ns, tcp), kinds in self.secrets.items():
+            self.dirty_secrets.update((ns, tcp, kind) for kind in kinds)
+        self.dirty_tcps.update(self.tcps)
+        self.dirty_datastores.update(self.datastores)
+        return self.counts()
+
     def counts(self) -> tuple[int, int]:
         return len(self.tcps), sum(len(v) for v in self.secrets.values())

@@ -33,6 +33,7 @@ from libs.contracts.messages import (
     TcpDeleted,
     TcpObserved,
 )
+from libs.contracts.names import decode_token
 from libs.pki import (
     NAME_LABEL,
     PAUSED_ANNOTATION,
@@ -248,6 +249,43 @@ def observe_datastore(
         client_cert=cert_facts(client) if client is not None else None,
         observed_at=now,
     )
+
+
+def vanished(subject: str, now: datetime) -> Checked | None:
+    """The deletion fact for an events subject whose object a complete listing no longer has
+    (the identity is all the subject names: uid and resourceVersion are unknown, so empty);
+    None for a subject that names no Secret, TCP or DataStore."""
+    parts = subject.split(".")
+    if parts[:2] != [subjects.PREFIX, "events"]:
+        return None
+    try:
+        names = [decode_token(token) for token in parts[3:]]
+    except ValueError:
+        return None
+    message: Message
+    if parts[2] == "secret" and len(names) == 3:
+        namespace, tcp, name = names
+        kind = kind_from_secret_name(tcp, name)
+        if kind is None:
+            return None
+        message = SecretDeleted(
+            namespace=namespace,
+            tcp=tcp,
+            name=name,
+            kind=kind.value,
+            uid="",
+            resource_version="",
+            observed_at=now,
+        )
+    elif parts[2] == "tcp" and len(names) == 2:
+        message = TcpDeleted(
+            namespace=names[0], name=names[1], uid="", resource_version="", observed_at=now
+        )
+    elif parts[2] == "datastore" and len(names) == 1:
+        message = DataStoreDeleted(name=names[0], uid="", resource_version="", observed_at=now)
+    else:
+        return None
+    return Checked(subject, encode(message), msg_id(message))
 
 
 # --- checking Secrets in bulk (here or in the checker child process) -----------------------

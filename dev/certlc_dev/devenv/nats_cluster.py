@@ -3,8 +3,9 @@
 A JetStream cluster refuses to start without configured routes, so every member must know every
 route port before any of them starts. Client ports stay random (`-p -1`, read from the log);
 route ports are picked free by the OS just before start, and the whole start is retried with new
-ports if another process grabbed one in between. The cluster is ready when every member has seen
-a JetStream metadata leader.
+ports if another process grabbed one in between. The cluster is ready when every member answers
+a JetStream request (account info), which it does only once it knows a metadata leader: asked,
+not read from a log line, which a loaded machine may write late or a log rotation may miss.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from certlc_dev.devenv.nats_server import NatsServer, NatsServerError
 
-_META_LEADER_RE = r"metadata leader"
+_POLL_INTERVAL = 0.2
 
 
 def free_tcp_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -98,8 +100,18 @@ class NatsCluster:
             self.wait_for_meta_leader(server)
 
     def wait_for_meta_leader(self, server: NatsServer) -> None:
-        """Block until `server` has seen a JetStream metadata leader (after start or restart)."""
-        server.wait_for_log(_META_LEADER_RE, timeout=self._startup_timeout)
+        """Block until `server` answers JetStream requests, so knows a metadata leader (after
+        start or restart); NatsServerError naming the member and its last answer if not."""
+        deadline = time.monotonic() + self._startup_timeout
+        while (answer := server.jetstream_answer()) is not None:
+            if not server.is_running:
+                raise NatsServerError(f"{server!r} exited while joining the cluster")
+            if time.monotonic() >= deadline:
+                raise NatsServerError(
+                    f"{server!r}: JetStream not answering after {self._startup_timeout}s "
+                    f"(no metadata leader?); last: {answer}"
+                )
+            time.sleep(_POLL_INTERVAL)
 
     def stop(self) -> None:
         for server in self.servers:

@@ -273,6 +273,15 @@ class NatsServer:
             return False
         return isinstance(info, dict) and (not self._jetstream or bool(info.get("jetstream")))
 
+    def jetstream_answer(self, timeout: float = 2.0) -> str | None:
+        """Ask this member for its JetStream account info (`$JS.API.INFO`) over the client
+        protocol: None once it answers with the info, else what it said or why it did not (a
+        member of a cluster answers only once it knows a metadata leader)."""
+        try:
+            return _jetstream_info(self.host, self.port, timeout)
+        except (OSError, ValueError) as exc:
+            return f"no answer: {exc!r}"
+
     def _log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_text(since_start=True).splitlines()[-lines:])
 
@@ -287,3 +296,30 @@ class NatsServer:
             if time.monotonic() >= deadline:
                 raise NatsServerError(f"{pattern!r} not in nats-server log after {timeout}s")
             time.sleep(_POLL_INTERVAL)
+
+
+def _jetstream_info(host: str, port: int, timeout: float) -> str | None:
+    """One `$JS.API.INFO` request over a raw client connection (no auth): None on success."""
+    inbox = "_INBOX.certlc-dev-ready"
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        reader = sock.makefile("rb")
+        if not reader.readline(64 * 1024).startswith(b"INFO "):
+            return "no INFO from the server"
+        sock.sendall(
+            b'CONNECT {"verbose":false,"pedantic":false,"headers":false}\r\n'
+            + f"SUB {inbox} 1\r\nPUB $JS.API.INFO {inbox} 0\r\n\r\n".encode()
+        )
+        while True:
+            line = reader.readline(64 * 1024)
+            if not line:
+                return "connection closed"
+            if line.startswith(b"PING"):
+                sock.sendall(b"PONG\r\n")
+            elif line.startswith(b"-ERR"):
+                return line.decode(errors="replace").strip()
+            elif line.startswith(b"MSG "):
+                size = int(line.split()[-1])
+                answer = json.loads(reader.read(size + 2)[:size] or b"{}")
+                if isinstance(answer, dict) and "error" not in answer:
+                    return None
+                return f"answered {answer!r}"

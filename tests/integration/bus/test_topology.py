@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from nats.js import api
 
 from certlc_dev.devenv import NatsServer
 from libs.bus import (
     Bus,
     ConsumerSpec,
+    DeliverPolicy,
     Outcome,
     Retention,
     Storage,
@@ -115,3 +117,47 @@ def test_specs_reject_what_the_server_would_reject() -> None:
         StreamSpec(name="has.dot", subjects=("s.>",))
     with pytest.raises(ValueError, match="subject"):
         StreamSpec(name="S", subjects=())
+
+
+async def test_a_long_ack_wait_of_an_existing_consumer_becomes_the_declared_one(bus: Bus) -> None:
+    old = ConsumerSpec(stream="JOBS", durable="worker", ack_wait=60)
+    await ensure_topology(bus, [JOBS], [old])
+    new = ConsumerSpec(stream="JOBS", durable="worker", ack_wait=6)
+
+    report = await ensure_topology(bus, [JOBS], [new])
+
+    assert report.outcomes["consumer:JOBS/worker"] is Outcome.UPDATED
+    assert (await bus.js.consumer_info("JOBS", "worker")).config.ack_wait == 6
+
+
+async def test_a_refused_consumer_change_on_a_work_queue_recreates_it(bus: Bus) -> None:
+    """A push consumer left by an older deployment cannot become a pull consumer in place; on
+    a work queue it is created again, and the messages it had not acked are still delivered."""
+    await ensure_topology(bus, [JOBS])
+    await bus.js.add_consumer(
+        "JOBS",
+        api.ConsumerConfig(
+            durable_name="worker", deliver_subject="old.push", ack_policy=api.AckPolicy.EXPLICIT
+        ),
+    )
+    await bus.js.publish("jobs.a", b"kept")
+
+    report = await ensure_topology(bus, [JOBS], [ConsumerSpec(stream="JOBS", durable="worker")])
+
+    assert report.outcomes["consumer:JOBS/worker"] is Outcome.UPDATED
+    info = await bus.js.consumer_info("JOBS", "worker")
+    assert not info.config.deliver_subject
+    assert info.config.ack_wait == 30
+    assert info.num_pending == 1
+
+
+async def test_a_refused_consumer_change_elsewhere_names_the_field(bus: Bus) -> None:
+    await ensure_topology(bus, [EVENTS], [WATCHER])
+    newer = ConsumerSpec(
+        stream="EVENTS",
+        durable="watcher",
+        filter_subject="events.tcp.>",
+        deliver_policy=DeliverPolicy.LAST,
+    )
+    with pytest.raises(TopologyError, match="EVENTS/watcher: cannot change deliver_policy"):
+        await ensure_topology(bus, [EVENTS], [newer])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from libs.bus.consume import DEFAULT_HEARTBEAT_INTERVAL
+from libs.bus.specs import ConsumerSpec
 from libs.contracts import subjects
 from libs.runtime import topology
 
@@ -62,3 +64,12 @@ def test_one_declaration_per_stream_and_consumers_on_own_streams(
 def test_an_unknown_service_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown service 'certlc'"):
         topology.for_service("certlc")
+
+
+@pytest.mark.parametrize("consumer", topology.CONSUMERS, ids=lambda c: c.durable)
+def test_ack_wait_is_short_and_heartbeats_come_three_times_within_it(consumer: object) -> None:
+    """A message whose handler died is redelivered within seconds; one that is being worked
+    on is kept alive by heartbeats with room for two of them to be late."""
+    assert isinstance(consumer, ConsumerSpec)
+    assert consumer.ack_wait <= 10.0
+    assert consumer.ack_wait >= 3 * DEFAULT_HEARTBEAT_INTERVAL

@@ -12,11 +12,12 @@ from libs.contracts.messages import (
     DataStoreObserved,
     SecretDeleted,
     SecretObserved,
+    TcpDeleted,
     TcpObserved,
 )
 from libs.pki import SecretKind
 from services.watcher.cache import Cache
-from services.watcher.facts import check
+from services.watcher.facts import check, vanished
 from tests.unit.pki._support import NOW, TCP
 from tests.unit.watcher._objects import KINDS, secret_object, tcp_object
 
@@ -165,3 +166,43 @@ def test_should_report_a_deleted_datastore_and_a_recreated_one() -> None:
     cache.fold("datastores", "ADDED", datastore_object("7"))  # back before the next round
     (again,) = cache.take(NOW).others
     assert isinstance(facts(again.payload), DataStoreObserved)
+
+
+def test_a_resync_hands_over_every_object_again_its_secrets_to_read_afresh() -> None:
+    cache = listed_cache()
+    cache.holding = False
+    cache.take(NOW)
+    assert not cache.has_work()
+
+    assert cache.resync() == (1, len(KINDS))
+
+    work = cache.take(NOW)
+    assert sorted(skey[2] for skey, _ in work.refetch) == sorted(KINDS)  # data not kept
+    assert not work.batch.jobs
+    assert [decode(m.payload).__class__ for m in work.others] == [TcpObserved]
+    assert not cache.has_work()
+
+
+def test_subjects_the_lists_no_longer_have_become_deletion_facts() -> None:
+    cache = listed_cache()
+    listed = cache.subjects()
+    ns, name = TCP.namespace, TCP.name
+    gone_secret = subjects.secret_event("default", "old", "old-ca")
+    gone_tcp = subjects.tcp_event("default", "old")
+    assert subjects.secret_event(ns, name, f"{name}-{LEAF.value}") in listed
+    assert gone_secret not in listed
+
+    secret = vanished(gone_secret, NOW)
+    tcp = vanished(gone_tcp, NOW)
+    assert secret is not None
+    assert tcp is not None
+    deleted = msgspec.json.decode(secret.payload, type=SecretDeleted)
+    assert (deleted.namespace, deleted.tcp, deleted.name, deleted.kind) == (
+        "default",
+        "old",
+        "old-ca",
+        SecretKind.CA.value,
+    )
+    assert msgspec.json.decode(tcp.payload, type=TcpObserved | TcpDeleted).__class__ is TcpDeleted
+    assert vanished(subjects.WATCHER_SYNCED, NOW) is None
+    assert vanished(subjects.secret_event("default", "old", "unrelated"), NOW) is None
