@@ -22,11 +22,6 @@ MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
 @pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
-
-
-@pytest.fixture
 def default_client(kube_api: Any) -> Iterator[Any]:
     """LeaseLock builds its own CoordinationV1Api(): make our client the default one."""
     client.ApiClient.set_default(kube_api)

@@ -17,16 +17,6 @@ from tests.kubesim.helpers import deployment, status_of, wait_for
 HASH = r"[bcdfghjklmnpqrstvwxz2456789]{10}"
 
 
-@pytest.fixture
-def apps(kube_api: Any) -> client.AppsV1Api:
-    return client.AppsV1Api(kube_api)
-
-
-@pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
-
-
 def _rolled_out(apps: client.AppsV1Api, name: str, replicas: int) -> client.V1Deployment:
     def done() -> client.V1Deployment | None:
         d = apps.read_namespaced_deployment(name, "default")

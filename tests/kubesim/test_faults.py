@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
 import urllib3
@@ -13,11 +12,6 @@ from kubernetes.client.rest import ApiException
 
 from certlc_dev.kubesim import KubeSim
 from tests.kubesim.helpers import admin, secret, status_of, watching
-
-
-@pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
 
 
 def test_injected_errors_hit_matching_requests_a_given_number_of_times(

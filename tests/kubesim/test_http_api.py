@@ -18,11 +18,6 @@ TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 PARTIAL = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
 
 
-@pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
-
-
 def test_legacy_discovery(kube_api: Any) -> None:
     assert client.CoreApi(kube_api).get_api_versions().versions == ["v1"]
     groups = {g.name: g for g in client.ApisApi(kube_api).get_api_versions().groups}

@@ -136,11 +136,6 @@ def test_strategic_merge_directives() -> None:
 
 
 @pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
-
-
-@pytest.fixture
 def custom(kube_api: Any) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube_api)
 

@@ -105,16 +105,6 @@ def _progressing(apps: client.AppsV1Api, name: str) -> client.V1DeploymentCondit
     return next(c for c in status.conditions if c.type == "Progressing")
 
 
-@pytest.fixture
-def apps(kube_api: Any) -> client.AppsV1Api:
-    return client.AppsV1Api(kube_api)
-
-
-@pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
-
-
 @pytest.mark.parametrize(
     ("replicas", "surge", "unavailable", "most", "fewest"),
     [

@@ -16,11 +16,6 @@ from tests.kubesim.helpers import b64, secret, status_of, tcp
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-@pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
-
-
 def test_create_assigns_uid_timestamp_and_a_string_resource_version(
     core: client.CoreV1Api, kube_api: Any
 ) -> None:

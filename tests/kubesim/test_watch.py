@@ -15,11 +15,6 @@ from tests.fixtures.kube import api_client
 from tests.kubesim.helpers import b64, secret, watching
 
 
-@pytest.fixture
-def core(kube_api: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(kube_api)
-
-
 def _names(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(e["type"], e["object"].metadata.name) for e in events]
 

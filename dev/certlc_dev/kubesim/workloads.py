@@ -78,6 +78,30 @@ def replica_set(deployment: Mapping[str, Any], template_hash: str, revision: int
     }
 
 
+def waiting_statuses(
+    containers: Sequence[Mapping[str, Any]], reason: str, message: str = ""
+) -> list[dict[str, Any]]:
+    """Container statuses of containers not running yet, waiting for `reason` (`message` may
+    name the container's `{image}`)."""
+    statuses = []
+    for c in containers:
+        waiting: dict[str, Any] = {"reason": reason}
+        if message:
+            waiting["message"] = message.format(image=c.get("image"))
+        statuses.append(
+            {
+                "name": c.get("name"),
+                "image": c.get("image"),
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+                "state": {"waiting": waiting},
+            }
+        )
+    return statuses
+
+
 def pending_pod(rs: Mapping[str, Any], now: str) -> dict[str, Any]:
     """A new Pod of `rs`: scheduled, containers still being created."""
     meta, template = rs["metadata"], rs["spec"]["template"]
@@ -106,18 +130,7 @@ def pending_pod(rs: Mapping[str, Any], now: str) -> dict[str, Any]:
             "hostIP": HOST_IP,
             "startTime": now,
             "qosClass": "BestEffort",
-            "containerStatuses": [
-                {
-                    "name": c.get("name"),
-                    "image": c.get("image"),
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "started": False,
-                    "state": {"waiting": {"reason": "ContainerCreating"}},
-                }
-                for c in containers
-            ],
+            "containerStatuses": waiting_statuses(containers, "ContainerCreating"),
         },
     }
 
@@ -176,23 +189,10 @@ def never_ready(pod: Mapping[str, Any]) -> bool:
 def image_pull_backoff(pod: Mapping[str, Any]) -> dict[str, Any]:
     """The status of `pod` when its image cannot be pulled."""
     status = dict(pod.get("status") or {})
-    status["containerStatuses"] = [
-        {
-            "name": c.get("name"),
-            "image": c.get("image"),
-            "imageID": "",
-            "ready": False,
-            "restartCount": 0,
-            "started": False,
-            "state": {
-                "waiting": {
-                    "reason": "ImagePullBackOff",
-                    "message": f'Back-off pulling image "{c.get("image")}"',
-                }
-            },
-        }
-        for c in (pod.get("spec") or {}).get("containers") or []
-    ]
+    containers = (pod.get("spec") or {}).get("containers") or []
+    status["containerStatuses"] = waiting_statuses(
+        containers, "ImagePullBackOff", 'Back-off pulling image "{image}"'
+    )
     return status
 
 
