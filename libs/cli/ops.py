@@ -1,7 +1,8 @@
 """`certlc status|rotate|audit`: the operator commands.
 
 - `status` reads every certificate of every TCP (or one) from the cluster and judges it with
-  libs.pki, like `kubeadm certs check-expiration` (exit 1 when anything needs attention).
+  libs.pki, like `kubeadm certs check-expiration`, then the open rotation records from NATS
+  (exit 1 when anything needs attention, a failed rotation included).
 - `rotate` sends a `RotateRequest` to `certlc.api.v1.rotate`; `--wait` follows the audit stream
   until the rollout completes or fails; `--dry-run` shows the plan from the cluster, publishing
   nothing.
@@ -51,12 +52,14 @@ from libs.cli._rotate import (
     plan_dry_run,
     render_dry_run,
 )
+from libs.cli._rotations import read_open_records, record_data, render_records
 from libs.cli._status import as_data, collect, render_table
 from libs.cli.certs import parse_duration
 from libs.contracts import subjects
 from libs.contracts.api import RotateAccepted, RotateRequest
 from libs.contracts.codec import MalformedMessage, decode_accepted, decode_audit, encode
 from libs.contracts.messages import KeyMaterialError
+from libs.contracts.records import Phase, RotationRecord
 from libs.kube.errors import KubeError, NotFound
 from libs.pki import PkiError
 from libs.runtime.topology import DUPLICATE_WINDOW
@@ -124,7 +127,13 @@ def register(subparsers: Any) -> None:
         help="expiring when NotAfter is within this (default 24h)",
     )
     status.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    status.add_argument(
+        "--no-rotations",
+        action="store_true",
+        help="do not read the open rotations from NATS (certificates only)",
+    )
     _kube_flag(status)
+    _nats_flag(status)
     status.set_defaults(func=cmd_status)
 
     rotate = subparsers.add_parser(
@@ -186,33 +195,63 @@ def cmd_status(args: argparse.Namespace) -> int:
     return run_command(lambda: _status(args))
 
 
-def _status(args: argparse.Namespace) -> int:
-    namespace: str | None
-    name: str | None = None
+def _status_target(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(namespace or None for all, TCP name or None for all) of `status`."""
     if args.all_namespaces:
-        namespace = None
-        if args.tcp:
-            if "/" in args.tcp:
-                fail(Exit.USAGE, "with -A, name the TCP without its namespace")
-            name = tcp_ref(args.tcp)[1]
-    elif args.tcp:
-        namespace, name = tcp_ref(args.tcp, args.namespace)
-    else:
-        namespace = tcp_ref(f"{args.namespace or 'default'}/x")[0]
+        if args.tcp and "/" in args.tcp:
+            fail(Exit.USAGE, "with -A, name the TCP without its namespace")
+        return None, tcp_ref(args.tcp)[1] if args.tcp else None
+    if args.tcp:
+        return tcp_ref(args.tcp, args.namespace)
+    return tcp_ref(f"{args.namespace or 'default'}/x")[0], None
+
+
+def _status(args: argparse.Namespace) -> int:
+    namespace, name = _status_target(args)
     kube = kube_client(args.kubeconfig)
+    now = datetime.now(UTC)
     try:
-        report = collect(
-            kube, namespace=namespace, name=name, now=datetime.now(UTC), deadline=args.deadline
-        )
+        report = collect(kube, namespace=namespace, name=name, now=now, deadline=args.deadline)
     finally:
         kube.close()
+    records: list[RotationRecord] = []
+    unread = ""
+    if not args.no_rotations:
+        try:
+            records = run_async(_open_records(args, namespace, name))
+        except CliError as exc:
+            unread = exc.message
+    ok = report.ok and not any(r.phase is Phase.FAILED for r in records)
     if args.output == "table":
         print(render_table(report))
-    elif args.output == "json":
-        print(json.dumps(as_data(report), indent=2))
+        lines = ["", f"- open rotations not shown: {unread}"] if unread else []
+        lines = lines or render_records(records, now)
+        if lines:
+            print("\n".join(lines))
     else:
-        print(yaml.safe_dump(as_data(report), sort_keys=False), end="")
-    return Exit.OK if report.ok else Exit.PROBLEM
+        data = as_data(report)
+        data["ok"] = ok
+        data["rotations"] = [record_data(r) for r in records]
+        data["rotationsRead"] = not args.no_rotations and not unread
+        if unread:
+            data["rotationsError"] = unread
+        text = json.dumps(data, indent=2) + "\n" if args.output == "json" else None
+        print(text or yaml.safe_dump(data, sort_keys=False), end="")
+    return Exit.OK if ok else Exit.PROBLEM
+
+
+async def _open_records(
+    args: argparse.Namespace, namespace: str | None, name: str | None
+) -> list[RotationRecord]:
+    bus = await connect_nats(*nats_target(args))
+    try:
+        if namespace is None:
+            return await read_open_records(bus, None, None, all_tcps_named=name)
+        return await read_open_records(bus, namespace, name)
+    except BusError as exc:
+        fail(Exit.NATS, str(exc))
+    finally:
+        await bus.close()
 
 
 # --- rotate --------------------------------------------------------------------------------

@@ -98,6 +98,8 @@ class RotationFailed(AuditEvent, frozen=True, kw_only=True, tag="rotation.failed
     message: str
     retryable: bool = True
     secrets: tuple[str, ...] = ()  # the Secrets the rotation was to write (profile suffixes)
+    attempt: int = 0  # the issuance attempt that failed (1 = the first); 0: not known
+    next_retry: datetime | None = None  # when the issuer tries again; None: not by time
 
 
 class RolloutStarted(AuditEvent, frozen=True, kw_only=True, tag="rollout.started"):
@@ -113,6 +115,7 @@ class RolloutCompleted(AuditEvent, frozen=True, kw_only=True, tag="rollout.compl
 class RolloutFailed(AuditEvent, frozen=True, kw_only=True, tag="rollout.failed"):
     deployment: str
     message: str
+    reason: str = ""  # ProgressDeadlineExceeded, or RolloutTimeout (CERTLC_ROLLOUT_TIMEOUT)
 
 
 class CaRotationStarted(AuditEvent, frozen=True, kw_only=True, tag="ca-rotation.started"):

@@ -36,13 +36,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     loop_window: timedelta = timedelta(minutes=10)
     loop_limit: int = 3
     settle: timedelta = timedelta(milliseconds=300)
-    inflight_ttl: timedelta = timedelta(seconds=60)
+    reevaluate: timedelta = timedelta(minutes=3)  # every TCP decided again; 0: never
+    resend_after: timedelta = timedelta(seconds=30)  # a command nobody took up is sent again
     # issuer
     key_algorithm: str = "rsa"
     leaf_validity: timedelta = timedelta(0)  # 0: the profile's (one year)
+    retry_initial: timedelta = timedelta(seconds=5)  # first retry of a failed issuance
+    retry_max: timedelta = timedelta(hours=1)  # the doubling stops here
     # rollout
     rollout_settle: timedelta = timedelta(seconds=1)
     rollout_timeout: timedelta = timedelta(minutes=10)
+    rollout_recheck: timedelta = timedelta(seconds=1)  # first re-check of a rollout; doubles
+    rollout_recheck_max: timedelta = timedelta(seconds=30)
     # concurrency
     max_concurrency: int = 4
 

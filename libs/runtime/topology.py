@@ -23,6 +23,10 @@ processes do it at once). A service's NATS user may administer exactly that part
     CERTLC_AUDIT   certlc.audit.>   limits, 30 days: the public audit trail; rollout follows
                                     its rotation failures (certlc.audit.*.*.rotation-failed)
                                     to record them as Warning Events on the TCP
+
+    KeyValue bucket CERTLC_ROTATIONS (stream KV_CERTLC_ROTATIONS): the rotation records
+    (libs/contracts/records.py), newest value per key, 7 days after the last write. lifecycle
+    writes and follows them, issuer and rollout read and move them on, `certlc status` reads.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from libs.bus.specs import ConsumerSpec, Retention, StreamSpec
+from libs.bus.specs import BucketSpec, ConsumerSpec, Retention, StreamSpec
 from libs.contracts import subjects
 from libs.contracts.api import RotationFailed, audit_type_token
+from libs.contracts.records import RECORD_TTL, ROTATIONS_BUCKET
 
 DUPLICATE_WINDOW = 120.0
 AUDIT_MAX_AGE = timedelta(days=30).total_seconds()
@@ -121,6 +126,22 @@ _CONSUMERS_OF: Mapping[str, tuple[ConsumerSpec, ...]] = {
     "issuer": (ISSUER_CONSUMER,),
     "rollout": (ROLLOUT_CONSUMER, ROLLOUT_FAILURES_CONSUMER),
 }
+
+
+def rotations_bucket(replicas: int = 1) -> BucketSpec:
+    return BucketSpec(
+        name=ROTATIONS_BUCKET,
+        history=1,
+        ttl=RECORD_TTL.total_seconds(),
+        replicas=replicas,
+        description="certlc rotation records (docs/architecture.md, 'The rotation record')",
+    )
+
+
+# The services that read and write the rotation records (each may create the bucket).
+RECORD_USERS = ("lifecycle", "issuer", "rollout")
+RECORDS_STREAM = f"KV_{ROTATIONS_BUCKET}"  # the bucket's stream, as JetStream names it
+RECORDS_SUBJECTS = f"$KV.{ROTATIONS_BUCKET}.>"
 
 
 def for_service(

@@ -1,8 +1,15 @@
 """The issuer process: consumes rotate commands, mints, writes each Secret in one write.
 
-gather (reads) -> plan (pure, minting on a worker thread) -> write -> publish -> ack. The ack
-comes last: a crash anywhere before it redelivers the command, and the plan then skips what the
-first attempt already wrote (each Secret records the rotation id), so nothing is done twice.
+record `issuing` -> gather (reads) -> plan (pure, minting on a worker thread) -> write ->
+publish -> record `written` -> ack. The ack comes last: a crash anywhere before it redelivers
+the command (within the consumer's ack_wait), and the plan then skips what the first attempt
+already wrote (each Secret records the rotation id), so nothing is done twice.
+
+A failed attempt moves the rotation record to `failed` with the error and the time of the next
+attempt, emits a `rotation.failed` audit event (rollout records it as a Warning Event), and
+gives the message back to the server with that delay: an exponential backoff from
+CERTLC_RETRY_INITIAL doubling up to CERTLC_RETRY_MAX, counted by the record's attempts (durable,
+unlike a delivery count). Only a command whose TCP is gone, or that does not decode, is final.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from libs.bus import Bus, Delivery, publish
+from libs.bus.backoff import Backoff
 from libs.bus.errors import PermanentError, TemporaryError
 from libs.contracts import subjects
 from libs.contracts.api import (
@@ -24,17 +32,25 @@ from libs.contracts.api import (
 )
 from libs.contracts.codec import MalformedMessage, decode_command, encode
 from libs.contracts.messages import CaRotationBegan, RotateCommand, SecretsWritten, WrittenSecret
+from libs.contracts.records import IssueFailed, IssueStarted, Phase, RotationRecord, Written
 from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, Conflict, KubeError, NotFound, RetryableKubeError
 from libs.pki import CA_SIGNED_KINDS, KeyAlgorithm, PkiError, SecretKind, summarize
 from libs.runtime import metrics
 from libs.runtime.config import Settings
+from libs.runtime.records import RotationStore
 from libs.runtime.service import publish_audit, run_consumer_service
-from services.issuer.gather import gather
+from services.issuer.gather import Gone, gather
 from services.issuer.plan import IssueSettings, Plan, PlanError, Write, plan
 
 log = logging.getLogger(__name__)
+
+PAST_ISSUING = frozenset({Phase.WRITTEN, Phase.ROLLING_OUT, Phase.COMPLETED})
+
+
+class Replan(TemporaryError):
+    """A Secret changed while this attempt wrote: plan again at once (not a failure)."""
 
 
 class Issuer:
@@ -47,6 +63,12 @@ class Issuer:
             leaf_validity=leaf if leaf > timedelta(0) else None,
             deadline=settings.renew_deadline,
         )
+        self.records = RotationStore(bus, settings.stream_replicas)
+        self.backoff = Backoff(
+            initial=settings.retry_initial.total_seconds(),
+            maximum=settings.retry_max.total_seconds(),
+            jitter=0.1,
+        )
 
     async def handle(self, delivery: Delivery) -> None:
         try:
@@ -55,39 +77,65 @@ class Issuer:
             raise PermanentError(f"malformed rotate command on {delivery.subject}: {exc}") from None
         extra = {"namespace": cmd.namespace, "tcp": cmd.tcp, "rotation_id": cmd.id}
         metrics.CONSUMER_PENDING.labels("issuer").set(delivery.num_pending)
+        record = await self.records.advance(
+            cmd.namespace, cmd.tcp, cmd.id, IssueStarted(cmd, datetime.now(UTC))
+        )
+        if record is not None and record.phase in PAST_ISSUING:
+            log.info("rotation already written (%s); nothing to do", record.phase, extra=extra)
+            return
         outcome = metrics.ROTATIONS.labels(cmd.reason.value, "failed")
         try:
             await self.rotate(cmd, delivery)
             outcome = metrics.ROTATIONS.labels(cmd.reason.value, "success")
-        except TemporaryError:
+        except Replan:
             outcome = metrics.ROTATIONS.labels(cmd.reason.value, "retried")
             raise
-        except PermanentError as exc:
-            log.error("rotation failed: %s", exc, extra=extra)
-            await self.failed(cmd, str(exc), retryable=False)
-            raise
-        except (PlanError, PkiError) as exc:
-            log.error("rotation failed: %s", exc, extra=extra)
-            await self.failed(cmd, str(exc), retryable=False)
+        except Gone as exc:
+            log.error("rotation abandoned: %s", exc, extra=extra)
+            await self.failed(cmd, record, str(exc), final=True)
             raise PermanentError(str(exc)) from None
-        except RetryableKubeError as exc:
-            log.warning("rotation postponed: %s", exc, extra=extra)
+        except (TemporaryError, PermanentError, PlanError, PkiError, RetryableKubeError) as exc:
             outcome = metrics.ROTATIONS.labels(cmd.reason.value, "retried")
-            raise TemporaryError(str(exc), delay=exc.retry_after or 2.0) from None
+            raise await self.failed(cmd, record, str(exc)) from None
         finally:
             outcome.inc()
 
-    async def failed(self, cmd: RotateCommand, message: str, *, retryable: bool) -> None:
+    async def failed(
+        self,
+        cmd: RotateCommand,
+        record: RotationRecord | None,
+        message: str,
+        *,
+        final: bool = False,
+    ) -> TemporaryError:
+        """Record the failure (record, audit event), and the nak that retries it."""
+        now = datetime.now(UTC)
+        attempt = record.attempts if record is not None else 1
+        delay = self.backoff.delay(attempt)
+        next_retry = None if final else now + timedelta(seconds=delay)
+        log.error(
+            "rotation failed (attempt %d): %s%s",
+            attempt,
+            message,
+            "" if next_retry is None else f"; next attempt in {delay:.0f}s",
+            extra={"namespace": cmd.namespace, "tcp": cmd.tcp, "rotation_id": cmd.id},
+        )
+        await self.records.advance(
+            cmd.namespace, cmd.tcp, cmd.id, IssueFailed(message, now, next_retry)
+        )
         event = RotationFailed(
             namespace=cmd.namespace,
             tcp=cmd.tcp,
             rotation_id=cmd.id,
-            at=datetime.now(UTC),
+            at=now,
             message=message[:1024],
-            retryable=retryable,
+            retryable=not final,
             secrets=cmd.secrets,
+            attempt=attempt,
+            next_retry=next_retry,
         )
-        await publish_audit(self.bus, event, cmd.id)
+        await publish_audit(self.bus, event, f"{cmd.id}:{attempt}")
+        return TemporaryError(message, delay=delay)
 
     async def rotate(self, cmd: RotateCommand, delivery: Delivery) -> None:
         gathered = await gather(self.kube, cmd)
@@ -163,6 +211,11 @@ class Issuer:
                 encode(message),
                 msg_id=f"written:{cmd.id}",
             )
+        # Only now: a crash before this line leaves the record `issuing`, and the redelivered
+        # command finishes the work.
+        await self.records.advance(
+            cmd.namespace, cmd.tcp, cmd.id, Written(datetime.now(UTC), rolls=bool(written))
+        )
 
     async def write(self, cmd: RotateCommand, w: Write) -> WrittenSecret:
         """One Secret, in one write."""
@@ -184,7 +237,7 @@ class Issuer:
         except (AlreadyExists, Conflict, NotFound) as exc:
             # Changed under us: plan again from a fresh read. The plan skips what was
             # superseded meanwhile and what this rotation already wrote.
-            raise TemporaryError(
+            raise Replan(
                 f"{w.name} changed while writing ({exc.reason}); re-planning", delay=0.3
             ) from exc
         except KubeError as exc:

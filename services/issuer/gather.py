@@ -79,16 +79,22 @@ async def datastore_facts(kube: KubeClient, name: str) -> DataStoreFacts | None:
     )
 
 
+class Gone(Exception):
+    """The rotation can never happen: its TCP is gone or was replaced, or the command names a
+    Secret kind that does not exist. Final, unlike every other failure."""
+
+
 async def gather(kube: KubeClient, cmd: RotateCommand) -> Gathered:
-    """Everything `plan` needs; PermanentError when the TCP is gone, replaced or malformed."""
+    """Everything `plan` needs. `Gone` when the TCP is gone or replaced; PermanentError when
+    its spec cannot be read (retried after the backoff: the operator may fix it)."""
     where = f"{cmd.namespace}/{cmd.tcp}"
     try:
         tcp_obj = await aio.call(kube.get_tcp, cmd.namespace, cmd.tcp)
     except NotFound:
-        raise PermanentError(f"TenantControlPlane {where} no longer exists") from None
+        raise Gone(f"TenantControlPlane {where} no longer exists") from None
     uid = str((tcp_obj.get("metadata") or {}).get("uid") or "")
     if cmd.tcp_uid and uid != cmd.tcp_uid:
-        raise PermanentError(f"TenantControlPlane {where} was replaced (uid {uid})")
+        raise Gone(f"TenantControlPlane {where} was replaced (uid {uid})")
     try:
         tcp = TcpSpec.from_resource(tcp_obj)
     except PkiError as exc:
@@ -96,7 +102,7 @@ async def gather(kube: KubeClient, cmd: RotateCommand) -> Gathered:
     try:
         kinds = {SecretKind(k) for k in cmd.secrets}
     except ValueError as exc:
-        raise PermanentError(f"rotate command {cmd.id}: {exc}") from None
+        raise Gone(f"rotate command {cmd.id}: {exc}") from None
     wanted = kinds | {SecretKind.CA, SecretKind.FRONT_PROXY_CA}
     secrets: dict[SecretKind, Existing] = {}
     for kind in sorted(wanted):

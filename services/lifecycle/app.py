@@ -1,10 +1,15 @@
 """The lifecycle process: follows the events stream, decides per TCP, publishes rotate commands.
 
-Events are folded into `FleetState`; a TCP that changed is evaluated after a short settle delay
-(several Secrets deleted together become one rotation). Each decision also says when the TCP
-must be looked at again (a certificate reaching its renewal deadline); one timer task sleeps
-until the earliest such moment: timers, not polling. Rotate commands carry deterministic ids,
-so replicas and restarts publish nothing twice within the duplicate window.
+Events and rotation records are folded into `FleetState`; a TCP that changed is evaluated
+after a short settle delay (several Secrets deleted together become one rotation). Each decision
+also says when the TCP must be looked at again (a certificate reaching its renewal deadline, a
+command not yet taken up); one timer task sleeps until the earliest such moment. Rotate commands
+carry deterministic ids, so replicas and restarts publish nothing twice within the duplicate
+window.
+
+A rotation is recorded (CERTLC_ROTATIONS, `requested`) before its command is published: a
+publish that fails leaves the record, and the TCP is evaluated again until the command is out.
+As a safety net every TCP is evaluated again each CERTLC_REEVALUATE, from memory.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from libs.bus import Bus, Discovery, ServiceError, connect, ensure_topology, publish, serve
 from libs.bus.delivery import Request
@@ -27,16 +32,28 @@ from libs.contracts.api import (
     RotationRequested,
 )
 from libs.contracts.codec import MalformedMessage, decode_event, decode_request, encode
-from libs.contracts.messages import Reason, RotateCommand, TcpDeleted
+from libs.contracts.messages import DataStoreObserved, Reason, RotateCommand, TcpDeleted
+from libs.contracts.records import ROTATIONS_BUCKET, Requested, key_parts
 from libs.runtime import metrics, topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
+from libs.runtime.records import RotationStore, decode_record
 from libs.runtime.service import package_version, publish_audit
-from services.lifecycle.policy import Decision, Issued, PolicySettings, Rotation, TcpState, decide
+from services.lifecycle.policy import (
+    Decision,
+    PolicySettings,
+    Resend,
+    Rotation,
+    TcpState,
+    decide,
+    signer_versions,
+)
 from services.lifecycle.requests import Rejected, resolve
 from services.lifecycle.state import FleetState, TcpKey
 
 log = logging.getLogger(__name__)
+
+RETRY_EVALUATION = timedelta(seconds=5)  # after an evaluation failed (NATS away, ...)
 
 
 def now_utc() -> datetime:
@@ -52,10 +69,12 @@ class Lifecycle:
             ca_warning=settings.ca_warning,
             loop_window=settings.loop_window,
             loop_limit=settings.loop_limit,
-            inflight_ttl=settings.inflight_ttl,
+            resend_after=settings.resend_after,
         )
         self.state = FleetState()
+        self.store = RotationStore(bus, settings.stream_replicas)
         self.caught_up = asyncio.Event()
+        self.records_caught_up = asyncio.Event()
         self.wakeup = asyncio.Event()
         self.due: dict[TcpKey, datetime] = {}  # settle: evaluate at
         self.timers: list[tuple[datetime, TcpKey]] = []  # heap of next checks
@@ -75,8 +94,50 @@ class Lifecycle:
         if isinstance(event, TcpDeleted):
             self.export((event.namespace, event.name), None)
         key = self.state.apply(event)
-        if key is not None or self.state.synced is not None:
+        when = now_utc() + self.settings.settle
+        if isinstance(event, DataStoreObserved):  # its CA may be a signer of a failed rotation
+            for tcp_key, tcp in list(self.state.tcps.items()):
+                if tcp.datastore == event.name:
+                    self.schedule(tcp_key, when)
+        elif key is not None or self.state.synced is not None:
+            self.schedule(key, when)
+
+    async def on_record(self, subject: str, data: bytes, seq: int) -> None:
+        """A rotation record changed (or was deleted: no data)."""
+        parts = key_parts(subject.removeprefix(f"$KV.{ROTATIONS_BUCKET}."))
+        if parts is None:
+            log.warning("ignoring a record with an unexpected key", extra={"subject": subject})
+            return
+        if not data:
+            key = self.state.drop_record(*parts)
+        else:
+            try:
+                record = decode_record(data)
+            except MalformedMessage as exc:
+                log.warning(
+                    "ignoring an unreadable rotation record: %s", exc, extra={"subject": subject}
+                )
+                return
+            key = self.state.put_record(record)
+        if key in self.state.tcps:
             self.schedule(key, now_utc() + self.settings.settle)
+
+    async def run_reevaluation(self, stop: asyncio.Event) -> None:
+        """The safety net: every TCP decided again from memory, each CERTLC_REEVALUATE; a missed
+        event or a lost command is healed here when every other mechanism failed."""
+        period = self.settings.reevaluate.total_seconds()
+        if period <= 0:
+            return
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=period)
+            if stop.is_set() or not self.ready():
+                continue
+            dropped = self.state.prune(
+                now_utc(), max(self.policy.loop_window, self.settings.reevaluate)
+            )
+            log.debug("re-evaluating every TCP", extra={"pruned_records": dropped})
+            self.schedule(None, now_utc())
 
     def schedule(self, key: TcpKey | None, when: datetime) -> None:
         keys = [key] if key is not None else list(self.state.tcps)
@@ -88,7 +149,11 @@ class Lifecycle:
             self.wakeup.set()
 
     def ready(self) -> bool:
-        return self.caught_up.is_set() and self.state.synced is not None
+        return (
+            self.caught_up.is_set()
+            and self.records_caught_up.is_set()
+            and self.state.synced is not None
+        )
 
     # --- evaluation loop -------------------------------------------------------------------
 
@@ -105,10 +170,12 @@ class Lifecycle:
                     del self.due[key]
                     try:
                         await self.evaluate(key)
-                    except Exception:  # keep deciding for every other TCP
+                    except Exception:  # keep deciding for every other TCP; this one again soon
                         log.exception(
-                            "evaluation failed", extra={"namespace": key[0], "tcp": key[1]}
+                            "evaluation failed; trying again",
+                            extra={"namespace": key[0], "tcp": key[1]},
                         )
+                        self.due.setdefault(key, now_utc() + RETRY_EVALUATION)
                 nearest = min([*self.due.values(), *(t for t, _ in self.timers[:1])], default=None)
             timeout = None if nearest is None else max(0.0, (nearest - now_utc()).total_seconds())
             self.wake_at = nearest
@@ -154,6 +221,8 @@ class Lifecycle:
         tcp = self.state.tcps[key]
         for rotation in decision.rotations:
             await self.send(key, rotation, now, requester="certlc-lifecycle")
+        for resend in decision.resends:
+            await self.resend(resend, now)
         for trip in decision.loop_trips:
             metrics.LOOP_GUARD_TRIPS.labels(trip.kind.value).inc()
             log.warning(
@@ -206,14 +275,14 @@ class Lifecycle:
             ca_rotation=rotation.ca_rotation,
             resource_versions=rotation.evidence,
         )
+        # The record first: if the publish below fails, the record says what is owed.
+        record = await self.store.advance(
+            ns, name, rotation.id, Requested(command, rotation.signers, now)
+        )
+        if record is not None:
+            self.state.put_record(record)
         ack = await publish(
             self.bus, subjects.rotate(ns, name), encode(command), msg_id=rotation.id
-        )
-        self.state.record(
-            key,
-            [Issued(k, rotation.evidence[k.value], now) for k in rotation.kinds],
-            now,
-            max(self.policy.loop_window, self.policy.inflight_ttl),
         )
         if ack.duplicate:
             return
@@ -240,6 +309,24 @@ class Lifecycle:
             ca_rotation=rotation.ca_rotation,
         )
         await publish_audit(self.bus, audit, rotation.id)
+
+    async def resend(self, resend: Resend, now: datetime) -> None:
+        record = resend.record
+        command = record.command(now)
+        moved = await self.store.advance(
+            record.namespace, record.tcp, record.id, Requested(command, resend.signers, now)
+        )
+        if moved is not None:
+            self.state.put_record(moved)
+        msg_id = f"{record.id}:{resend.token}" if resend.token else record.id
+        await publish(
+            self.bus, subjects.rotate(record.namespace, record.tcp), encode(command), msg_id=msg_id
+        )
+        log.info(
+            "rotation sent again: %s",
+            resend.why,
+            extra={"namespace": record.namespace, "tcp": record.tcp, "rotation_id": record.id},
+        )
 
     # --- the public rotate API -------------------------------------------------------------
 
@@ -276,6 +363,7 @@ class Lifecycle:
                 detail=req.note or f"requested by {req.requester}",
                 ca_rotation=verdict.ca_rotation,
                 evidence=verdict.evidence,
+                signers=signer_versions(verdict.kinds, view) if view is not None else {},
             )
             await self.send(key, rotation, now, requester=req.requester)
         accepted = RotateAccepted(
@@ -293,6 +381,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     try:
         await ensure_topology(bus, *topology.for_service("lifecycle", settings.stream_replicas))
         app = Lifecycle(bus, settings)
+        await app.store.bucket()  # created if missing: its stream is followed below
         health = HealthServer(
             lambda: (app.ready() and bus.is_connected, "ready" if app.ready() else "catching up"),
             port=settings.health_port,
@@ -310,7 +399,18 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
                     caught_up=app.caught_up,
                 )
             ),
+            asyncio.create_task(
+                follow_stream(
+                    bus,
+                    topology.RECORDS_STREAM,
+                    topology.RECORDS_SUBJECTS,
+                    app.on_record,
+                    stop_event=stop,
+                    caught_up=app.records_caught_up,
+                )
+            ),
             asyncio.create_task(app.run_evaluator(stop)),
+            asyncio.create_task(app.run_reevaluation(stop)),
             asyncio.create_task(
                 serve(
                     bus,

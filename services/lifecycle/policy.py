@@ -9,9 +9,17 @@ gives the reason. The order is the policy:
     not-yet-valid      NotBefore lies in the future
     expiring           NotAfter < now + deadline (never for a CA: CAs are rotated by hand)
 
-Around the chain: a paused TCP or Secret is left alone; Secrets signed by the TCP CA wait while
-a CA rotation is in progress; a Secret re-issued too often in a short window trips the loop
-guard (Kamaji issue #679) instead of being re-issued again.
+Around the chain: a paused TCP or Secret is left alone; while a CA rotation is open (its
+rotation record not completed) the Secrets it re-issues wait for it, except a missing one; a
+Secret that an open rotation record already covers, on the same evidence, is not asked for
+again; a Secret re-issued too often in a short window trips the loop guard (Kamaji issue #679)
+instead of being re-issued again. The rotation records are the memory of what was asked: they
+are durable, so a restarted lifecycle knows what is in flight.
+
+Besides new rotations, a decision re-sends what the records say is stuck: a command nobody took
+up within `resend_after` (its publish was lost), and a failed issuance whose signing Secret
+changed since it failed (a new cause: the operator repaired the CA, so try now, not after the
+backoff).
 """
 
 from __future__ import annotations
@@ -22,16 +30,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from libs.contracts.messages import Reason, SecretObserved, TcpObserved
+from libs.contracts.records import Phase, RotationRecord, Stage
 from libs.pki.profiles import (
     CA_SIGNED_KINDS,
     KONNECTIVITY_KINDS,
     Category,
     SecretKind,
+    Signer,
     dependents,
     profile,
 )
-
-CA_ROTATING_PHASE = "CertificateAuthorityRotating"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,26 +48,19 @@ class PolicySettings:
     ca_warning: timedelta = timedelta(days=365)
     loop_window: timedelta = timedelta(minutes=10)
     loop_limit: int = 3
-    inflight_ttl: timedelta = timedelta(seconds=60)
-
-
-@dataclass(frozen=True, slots=True)
-class Issued:
-    """A rotation this lifecycle already asked for: kind, the evidence it acted on, when."""
-
-    kind: SecretKind
-    evidence: str
-    at: datetime
+    resend_after: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
 class TcpState:
-    """Everything known about one TCP when deciding."""
+    """Everything known about one TCP when deciding: the watcher's facts and the rotation
+    records of this TCP (this uid)."""
 
     tcp: TcpObserved
     secrets: Mapping[SecretKind, SecretObserved]
     deleted_versions: Mapping[SecretKind, str] = field(default_factory=dict)
-    history: Sequence[Issued] = ()
+    rotations: Sequence[RotationRecord] = ()
+    datastore_version: str = ""  # resourceVersion of the TCP's DataStore, "" when unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,18 @@ class Rotation:
     detail: str
     ca_rotation: bool
     evidence: dict[str, str]
+    signers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """A recorded rotation to send again, and why; `token` makes the message id new when the
+    cause is new (a repeated publish of a lost one keeps the id, for de-duplication)."""
+
+    record: RotationRecord
+    signers: dict[str, str]
+    why: str
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +113,7 @@ class Decision:
     loop_trips: tuple[LoopTrip, ...] = ()
     ca_warnings: tuple[CaWarning, ...] = ()
     next_check: datetime | None = None
+    resends: tuple[Resend, ...] = ()
 
 
 # --- the chain for one Secret -----------------------------------------------------------
@@ -201,16 +215,61 @@ def rotation_id(tcp: TcpObserved, reason: Reason, evidence: Mapping[str, str]) -
 
 
 def _recently_issued(kind: SecretKind, state: TcpState, now: datetime, cfg: PolicySettings) -> int:
-    return sum(1 for h in state.history if h.kind is kind and now - h.at < cfg.loop_window)
-
-
-def _in_flight(
-    kind: SecretKind, evidence: str, state: TcpState, now: datetime, cfg: PolicySettings
-) -> bool:
-    return any(
-        h.kind is kind and h.evidence == evidence and now - h.at < cfg.inflight_ttl
-        for h in state.history
+    return sum(
+        1
+        for r in state.rotations
+        if kind.value in r.secrets and now - r.requested_at < cfg.loop_window
     )
+
+
+def _in_flight(kind: SecretKind, evidence: str, state: TcpState) -> bool:
+    """An open rotation (failed ones included: they are retried) already covers this."""
+    return any(r.open and r.resource_versions.get(kind.value) == evidence for r in state.rotations)
+
+
+def ca_rotation_open(state: TcpState) -> RotationRecord | None:
+    """The TCP's CA rotation that has not completed, if any (a first CA is one too)."""
+    return next((r for r in state.rotations if r.open and r.ca_rotation), None)
+
+
+SIGNER_KINDS = {Signer.CA: SecretKind.CA, Signer.FRONT_PROXY_CA: SecretKind.FRONT_PROXY_CA}
+
+
+def signer_versions(kinds: Sequence[SecretKind], state: TcpState) -> dict[str, str]:
+    """The resourceVersions of what signs `kinds` (the CA Secrets, the DataStore): when one
+    changes, a failed issuance of them has a new chance."""
+    versions: dict[str, str] = {}
+    for kind in kinds:
+        signer = profile(kind).signer
+        if signer is Signer.DATASTORE_CA:
+            versions["datastore"] = state.datastore_version
+        elif (signer_kind := SIGNER_KINDS.get(signer)) is not None and signer_kind not in kinds:
+            observed = state.secrets.get(signer_kind)
+            versions[signer_kind.value] = observed.resource_version if observed else ""
+    return versions
+
+
+def resends(state: TcpState, now: datetime, cfg: PolicySettings) -> tuple[Resend, ...]:
+    """Recorded rotations to send again: lost, or failed with a new cause."""
+    found: list[Resend] = []
+    for record in state.rotations:
+        if record.phase is Phase.REQUESTED and now - record.updated_at >= cfg.resend_after:
+            why = f"not taken up within {cfg.resend_after}"
+            found.append(Resend(record, dict(record.signers), why, token=""))
+        elif record.phase is Phase.FAILED and record.stage is Stage.ISSUE:
+            kinds = [k for k in (kind_of(s) for s in record.secrets) if k is not None]
+            signers = signer_versions(kinds, state)
+            if signers != record.signers:
+                token = hashlib.sha256(repr(sorted(signers.items())).encode()).hexdigest()[:12]
+                found.append(Resend(record, signers, "a signing Secret changed", token))
+    return tuple(found)
+
+
+def kind_of(value: str) -> SecretKind | None:
+    try:
+        return SecretKind(value)
+    except ValueError:
+        return None
 
 
 def _next_check(
@@ -228,6 +287,9 @@ def _next_check(
         margin = cfg.ca_warning if profile(kind).category is Category.CA else cfg.deadline
         if s.cert.not_after - margin > now:
             times.append(s.cert.not_after - margin)
+    times.extend(
+        r.updated_at + cfg.resend_after for r in state.rotations if r.phase is Phase.REQUESTED
+    )
     return min(times) if times else None
 
 
@@ -237,14 +299,18 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
     if tcp.paused or tcp.deleting:
         return Decision()
     kinds = managed_kinds(tcp)
-    ca_rotating = tcp.phase == CA_ROTATING_PHASE
+    ca_rotating = ca_rotation_open(state) is not None
     findings: list[Finding] = []
     for kind in kinds:
         observed = state.secrets.get(kind)
         if observed is not None and observed.paused:
             continue
-        if ca_rotating and (kind is SecretKind.CA or kind in CA_SIGNED_KINDS):
-            continue
+        if (
+            ca_rotating
+            and observed is not None
+            and (kind is SecretKind.CA or kind in CA_SIGNED_KINDS)
+        ):
+            continue  # the CA rotation re-issues it; a missing one is re-created meanwhile
         finding = evaluate(kind, state, now, cfg)
         if finding is not None:
             findings.append(finding)
@@ -293,7 +359,13 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
         and s.cert is not None
         and s.cert.not_after - now < cfg.ca_warning
     )
-    return Decision(tuple(rotations), tuple(trips), warnings, _next_check(kinds, state, now, cfg))
+    return Decision(
+        tuple(rotations),
+        tuple(trips),
+        warnings,
+        _next_check(kinds, state, now, cfg),
+        resends(state, now, cfg),
+    )
 
 
 def _rotation(
@@ -311,7 +383,7 @@ def _rotation(
     evidence: dict[str, str] = {}
     for kind in kinds:
         ev = evidence_of(kind, state)
-        if _in_flight(kind, ev, state, now, cfg):
+        if _in_flight(kind, ev, state):
             continue
         count = _recently_issued(kind, state, now, cfg)
         if count >= cfg.loop_limit and reason is not Reason.MISSING:
@@ -332,5 +404,6 @@ def _rotation(
             detail,
             ca_rotation,
             evidence,
+            signer_versions(wanted, state),
         )
     ]

@@ -1,7 +1,9 @@
 """Answers a rotate request from external tooling. Pure: request + what is known -> verdict.
 
 400 malformed (decoding happens at the edge; here: a target that names nothing sensible),
-404 unknown TCP or Secret, 409 a CA rotation is in progress, 423 the TCP or Secret is paused.
+404 unknown TCP or Secret, 409 a CA rotation of the TCP is open (its record not completed: a
+rotation started meanwhile would be signed by a CA about to be replaced, or race the swap), 423
+the TCP or Secret is paused.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 from libs.contracts.api import RotateRequest, ServiceErrorCode, Target
 from libs.pki.profiles import Lifecycle, SecretKind, dependents, profile
-from services.lifecycle.policy import CA_ROTATING_PHASE, TcpState, evidence_of, managed_kinds
+from services.lifecycle.policy import TcpState, ca_rotation_open, evidence_of, managed_kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +73,11 @@ def resolve(request: RotateRequest, state: TcpState | None) -> Accepted | Reject
         return Rejected(ServiceErrorCode.NOT_FOUND, f"unknown TenantControlPlane {where}")
     if state.tcp.paused:
         return Rejected(ServiceErrorCode.LOCKED, f"TenantControlPlane {where} is paused")
-    if state.tcp.phase == CA_ROTATING_PHASE:
+    ongoing = ca_rotation_open(state)
+    if ongoing is not None:
         return Rejected(
-            ServiceErrorCode.CONFLICT, f"a CA rotation of {where} is in progress; try again later"
+            ServiceErrorCode.CONFLICT,
+            f"CA rotation {ongoing.id} of {where} is {ongoing.phase}; try again when it completes",
         )
     present = managed_kinds(state.tcp)
     kinds = _targets(request, present)

@@ -1,8 +1,10 @@
-"""What lifecycle knows about the fleet, built only from the watcher's events. Pure.
+"""What lifecycle knows about the fleet, built from the watcher's events and the rotation
+records. Pure.
 
-The events stream is compacted (newest message per subject), so replaying it from the start
-rebuilds this state after a restart; live events then keep it current. Applying an event returns
-the TCP it concerns, which is then re-evaluated.
+The events stream is compacted (newest message per subject) and the records bucket keeps the
+newest value per key, so replaying both from the start rebuilds this state after a restart; live
+changes then keep it current. Applying an event or a record returns the TCP it concerns, which
+is then re-evaluated.
 """
 
 from __future__ import annotations
@@ -21,17 +23,11 @@ from libs.contracts.messages import (
     TcpObserved,
     WatcherSynced,
 )
+from libs.contracts.records import RotationRecord
 from libs.pki.profiles import SecretKind
-from services.lifecycle.policy import Issued, TcpState
+from services.lifecycle.policy import TcpState, kind_of
 
 TcpKey = tuple[str, str]
-
-
-def kind_of(value: str) -> SecretKind | None:
-    try:
-        return SecretKind(value)
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -41,7 +37,9 @@ class FleetState:
         default_factory=lambda: defaultdict(dict)
     )
     deleted: dict[TcpKey, dict[SecretKind, str]] = field(default_factory=lambda: defaultdict(dict))
-    history: dict[TcpKey, list[Issued]] = field(default_factory=lambda: defaultdict(list))
+    rotations: dict[TcpKey, dict[str, RotationRecord]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
     datastores: dict[str, DataStoreObserved] = field(default_factory=dict)
     synced: WatcherSynced | None = None
 
@@ -84,25 +82,47 @@ class FleetState:
                 self.synced = event
                 return None
 
+    def put_record(self, record: RotationRecord) -> TcpKey:
+        key = (record.namespace, record.tcp)
+        self.rotations[key][record.id] = record
+        return key
+
+    def drop_record(self, namespace: str, tcp: str, rotation_id: str) -> TcpKey:
+        key = (namespace, tcp)
+        self.rotations.get(key, {}).pop(rotation_id, None)
+        return key
+
+    def prune(self, now: datetime, keep: timedelta) -> int:
+        """Forget records older than `keep` that are completed, or whose TCP is gone (the bucket
+        expires them too, unseen); how many."""
+        dropped = 0
+        for key, records in self.rotations.items():
+            gone = key not in self.tcps
+            for rid in [
+                i for i, r in records.items() if (gone or not r.open) and now - r.updated_at > keep
+            ]:
+                del records[rid]
+                dropped += 1
+        return dropped
+
     def forget(self, key: TcpKey) -> None:
-        for table in (self.tcps, self.secrets, self.deleted, self.history):
+        for table in (self.tcps, self.secrets, self.deleted):
             table.pop(key, None)
 
     def view(self, key: TcpKey) -> TcpState | None:
         tcp = self.tcps.get(key)
         if tcp is None:
             return None
+        datastore = self.datastores.get(tcp.datastore)
         return TcpState(
             tcp=tcp,
             secrets=dict(self.secrets.get(key, {})),
             deleted_versions=dict(self.deleted.get(key, {})),
-            history=tuple(self.history.get(key, ())),
+            rotations=tuple(
+                r for r in self.rotations.get(key, {}).values() if r.tcp_uid in ("", tcp.uid)
+            ),
+            datastore_version=datastore.resource_version if datastore is not None else "",
         )
-
-    def record(self, key: TcpKey, issued: list[Issued], now: datetime, keep: timedelta) -> None:
-        """Remember rotations asked for (loop guard and in-flight check), dropping old ones."""
-        entries = [*self.history[key], *issued]
-        self.history[key] = [h for h in entries if now - h.at < keep]
 
     def counts(self) -> tuple[int, int]:
         return len(self.tcps), sum(len(v) for v in self.secrets.values())

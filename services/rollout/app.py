@@ -16,7 +16,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,22 +30,26 @@ from libs.contracts.api import (
 )
 from libs.contracts.codec import MalformedMessage, decode_audit, decode_issued
 from libs.contracts.messages import CaRotationBegan, SecretsWritten
+from libs.contracts.records import Phase, RolloutSeen, RolloutState, RotationRecord
 from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, KubeError, NotFound, RetryableKubeError
 from libs.pki import CHECKSUM_ANNOTATION, SecretKind, checksum, secret_name
 from libs.runtime import metrics
 from libs.runtime.config import Settings
+from libs.runtime.records import RotationStore
 from libs.runtime.service import ExtraConsumer, publish_audit, run_consumer_service
 from services.rollout.events import tcp_event
 from services.rollout.failures import Ignored, failure, failure_event
 from services.rollout.plan import (
     CA_ROTATING,
+    DEADLINE_EXCEEDED,
     READY,
     STATUS_PATHS,
     SecretFact,
     deployment_patch,
-    rollout_complete,
+    judge,
+    recheck_delay,
     status_patch,
 )
 
@@ -73,6 +76,9 @@ class Rollout:
         self.kube = kube
         self.settle = settings.rollout_settle.total_seconds()
         self.timeout = settings.rollout_timeout.total_seconds()
+        self.recheck = settings.rollout_recheck.total_seconds()
+        self.recheck_max = settings.rollout_recheck_max.total_seconds()
+        self.records = RotationStore(bus, settings.stream_replicas)
         metrics.ROLLOUT_TIMEOUT.set(self.timeout)
 
     async def handle(self, delivery: Delivery) -> None:
@@ -86,7 +92,7 @@ class Rollout:
                 case CaRotationBegan():
                     await self.ca_began(message)
                 case SecretsWritten():
-                    await self.secrets_written(message, delivery)
+                    await self.secrets_written(message)
         except RetryableKubeError as exc:
             raise TemporaryError(str(exc), delay=exc.retry_after or 2.0) from None
 
@@ -128,104 +134,136 @@ class Rollout:
             facts[kind] = secret_fact(obj)
         return facts
 
-    async def secrets_written(self, msg: SecretsWritten, delivery: Delivery) -> None:
+    async def secrets_written(self, msg: SecretsWritten) -> None:
+        """Patch once, then come back: every visit judges the Deployment as it is and moves the
+        rotation record; a rollout still under way gives its slot back (a nak with a delay)
+        instead of waiting in it, so one TCP's slow or stuck rollout delays no other."""
         ns, name = msg.namespace, msg.tcp
-        extra = {"namespace": ns, "tcp": name, "rotation_id": msg.id}
-        await asyncio.sleep(self.settle)
+        now = datetime.now(UTC)
+        age = (now - msg.written_at).total_seconds()
+        if 0 <= age < self.settle:  # let Secrets written close together join one rollout
+            raise TemporaryError("settling", delay=self.settle - age)
+        record = await self.records.get(ns, name, msg.id)
+        if record is not None and record.phase is Phase.COMPLETED:
+            return  # a redelivery of work that is done
         tcp = await self._tcp(ns, name)
         facts = await self._facts(ns, name)
-        metrics.ROLLOUT_STARTED.labels(ns, name).set(time.time())
-        try:
-            rolled = await self.roll(msg, tcp, facts, delivery)
-        finally:
-            metrics.ROLLOUT_STARTED.remove(ns, name)
-        if rolled is False:
-            return  # failed: reported, status left as it is
-        now = datetime.now(UTC)
-        phase_now = ((tcp.get("status") or {}).get("kubernetesResources") or {}).get(
-            "version"
-        ) or {}
-        finishing_ca = msg.ca_rotation or phase_now.get("status") == CA_ROTATING
-        patch = status_patch(tcp, facts, now, phase=READY if finishing_ca else None)
-        if patch is not None:
-            await aio.call(self.kube.patch_tcp_status, ns, name, patch)
-        if msg.ca_rotation:
-            event = CaRotationCompleted(namespace=ns, tcp=name, rotation_id=msg.id, at=now)
-            await publish_audit(self.bus, event, msg.id)
-            log.info("CA rotation completed", extra=extra)
-            await self.event(
-                tcp, "CertificateAuthorityRotated", "the control plane runs with the new CA"
-            )
-
-    async def roll(
-        self,
-        msg: SecretsWritten,
-        tcp: dict[str, Any],
-        facts: dict[SecretKind, SecretFact],
-        delivery: Delivery,
-    ) -> bool | None:
-        """Patch and wait. True: rolled out; None: nothing to roll; False: failed."""
-        ns, name = msg.namespace, msg.tcp
-        extra = {"namespace": ns, "tcp": name, "rotation_id": msg.id}
         try:
             deployment = await aio.call(self.kube.get_deployment, ns, name)
         except NotFound:
-            log.info("no control-plane Deployment yet; nothing to roll out", extra=extra)
-            return None
+            log.info("no control-plane Deployment yet; nothing to roll out", extra=self._extra(msg))
+            await self.finish(msg, tcp, facts, record, RolloutState.NO_DEPLOYMENT, now)
+            return
         patch = deployment_patch(deployment, facts)
-        if patch is None:
-            log.info("pod template already up to date; no rollout", extra=extra)
-            metrics.ROLLOUTS.labels("unchanged").inc()
-            return None
-        started = time.monotonic()
+        if patch is not None:
+            await self.patch(msg, tcp, patch, now)
+            raise TemporaryError("rollout started", delay=self.recheck)
+        since = record.rollout_since if record is not None else None
+        state, why = judge(deployment, since, now, self.timeout)
+        if state in (RolloutState.COMPLETE, RolloutState.UNCHANGED):
+            await self.finish(msg, tcp, facts, record, state, now)
+            return
+        await self.records.advance(ns, name, msg.id, RolloutSeen(state, now, why))
+        if state is not RolloutState.PROGRESSING and (
+            record is None or record.rollout is not state
+        ):
+            await self.report(msg, tcp, state, why)  # once, when it stops moving
+        elapsed = (now - (since or now)).total_seconds()
+        delay = recheck_delay(elapsed, self.recheck, self.recheck_max)
+        if state is not RolloutState.PROGRESSING:
+            delay = self.recheck_max
+        raise TemporaryError(f"rollout {state}: {why}", delay=delay)
+
+    @staticmethod
+    def _extra(msg: SecretsWritten) -> dict[str, str]:
+        return {"namespace": msg.namespace, "tcp": msg.tcp, "rotation_id": msg.id}
+
+    async def patch(
+        self, msg: SecretsWritten, tcp: dict[str, Any], patch: dict[str, Any], now: datetime
+    ) -> None:
+        ns, name = msg.namespace, msg.tcp
         changed = tuple(sorted(patch["spec"]["template"]["metadata"]["labels"]))
         await aio.call(self.kube.patch_deployment, ns, name, patch)
+        await self.records.advance(ns, name, msg.id, RolloutSeen(RolloutState.PROGRESSING, now))
+        metrics.ROLLOUT_STARTED.labels(ns, name).set(now.timestamp())
         event = RolloutStarted(
             namespace=ns,
             tcp=name,
             rotation_id=msg.id,
-            at=datetime.now(UTC),
+            at=now,
             deployment=name,
             secrets=tuple(c.rsplit("/", 1)[-1] for c in changed),
         )
         await publish_audit(self.bus, event, f"{msg.id}:{'|'.join(changed)}")
-        log.info("rollout started", extra=extra)
+        log.info("rollout started", extra=self._extra(msg))
         await self.event(tcp, "RolloutStarted", f"new material in {', '.join(event.secrets)}")
-        while True:
-            await asyncio.sleep(0.2)
-            await delivery.in_progress()
-            current = await aio.call(self.kube.get_deployment, ns, name)
-            if rollout_complete(current):
-                break
-            if time.monotonic() - started > self.timeout:
-                failed = RolloutFailed(
-                    namespace=ns,
-                    tcp=name,
-                    rotation_id=msg.id,
-                    at=datetime.now(UTC),
-                    deployment=name,
-                    message=f"not rolled out after {self.timeout:.0f}s",
-                )
-                await publish_audit(self.bus, failed, msg.id)
-                log.error("rollout did not complete in time", extra=extra)
-                await self.event(tcp, "RolloutFailed", failed.message, warning=True)
-                metrics.ROLLOUTS.labels("failed").inc()
-                return False
-        duration = time.monotonic() - started
-        metrics.ROLLOUTS.labels("completed").inc()
-        metrics.ROLLOUT_DURATION.observe(duration)
-        done = RolloutCompleted(
-            namespace=ns,
-            tcp=name,
-            rotation_id=msg.id,
-            at=datetime.now(UTC),
-            deployment=name,
-            duration_seconds=round(duration, 3),
-        )
-        await publish_audit(self.bus, done, f"{msg.id}:{'|'.join(changed)}")
-        log.info("rollout completed", extra={**extra, "duration_seconds": round(duration, 3)})
-        await self.event(tcp, "RolloutCompleted", f"rolled out in {duration:.1f}s")
-        return True
+
+    async def report(
+        self, msg: SecretsWritten, tcp: dict[str, Any], state: RolloutState, why: str
+    ) -> None:
+        """Say once that a rollout stopped moving: paused (Normal), failed (Warning + audit)."""
+        ns, name = msg.namespace, msg.tcp
+        if state is RolloutState.PAUSED:
+            log.info("rollout paused: %s", why, extra=self._extra(msg))
+            await self.event(tcp, "RolloutPaused", f"waiting for the Deployment: {why}")
+        elif state is RolloutState.FAILED:
+            reason = DEADLINE_EXCEEDED if why.startswith(DEADLINE_EXCEEDED) else "RolloutTimeout"
+            failed = RolloutFailed(
+                namespace=ns,
+                tcp=name,
+                rotation_id=msg.id,
+                at=datetime.now(UTC),
+                deployment=name,
+                message=why[:1024],
+                reason=reason,
+            )
+            await publish_audit(self.bus, failed, f"{msg.id}:{reason}")
+            log.error("rollout failed: %s", why, extra=self._extra(msg))
+            await self.event(tcp, "RolloutFailed", f"{why}; still watching it", warning=True)
+            metrics.ROLLOUTS.labels("failed").inc()
+
+    async def finish(
+        self,
+        msg: SecretsWritten,
+        tcp: dict[str, Any],
+        facts: dict[SecretKind, SecretFact],
+        record: RotationRecord | None,
+        state: RolloutState,
+        now: datetime,
+    ) -> None:
+        """The material is in use: TCP status, the record `completed`, audit and Events."""
+        ns, name = msg.namespace, msg.tcp
+        patch = status_patch(tcp, facts, now, phase=READY if msg.ca_rotation else None)
+        if patch is not None:
+            await aio.call(self.kube.patch_tcp_status, ns, name, patch)
+        since = record.rollout_since if record is not None else None
+        await self.records.advance(ns, name, msg.id, RolloutSeen(state, now))
+        metrics.ROLLOUT_STARTED.remove(ns, name)
+        if state is RolloutState.COMPLETE and since is not None:
+            duration = (now - since).total_seconds()
+            metrics.ROLLOUTS.labels("completed").inc()
+            metrics.ROLLOUT_DURATION.observe(duration)
+            done = RolloutCompleted(
+                namespace=ns,
+                tcp=name,
+                rotation_id=msg.id,
+                at=now,
+                deployment=name,
+                duration_seconds=round(duration, 3),
+            )
+            await publish_audit(self.bus, done, f"{msg.id}:completed")
+            log.info("rollout completed", extra={**self._extra(msg), "duration_seconds": duration})
+            await self.event(tcp, "RolloutCompleted", f"rolled out in {duration:.1f}s")
+        elif state is RolloutState.UNCHANGED:
+            log.info("pod template already up to date; no rollout", extra=self._extra(msg))
+            metrics.ROLLOUTS.labels("unchanged").inc()
+        if msg.ca_rotation:
+            event = CaRotationCompleted(namespace=ns, tcp=name, rotation_id=msg.id, at=now)
+            await publish_audit(self.bus, event, msg.id)
+            log.info("CA rotation completed", extra=self._extra(msg))
+            await self.event(
+                tcp, "CertificateAuthorityRotated", "the control plane runs with the new CA"
+            )
 
 
 class FailureEvents:

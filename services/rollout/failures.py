@@ -60,6 +60,9 @@ def rotation_failed_message(event: RotationFailed) -> str:
     what = f"rotation of {_secrets(event.tcp, event.secrets)}" if event.secrets else "rotation"
     rotation = f" (rotation {event.rotation_id})" if event.rotation_id else ""
     outcome = "will be retried" if event.retryable else "not retried"
+    if event.retryable and event.next_retry is not None:
+        attempt = f" after attempt {event.attempt}" if event.attempt else ""
+        outcome = f"will be retried at {_utc(event.next_retry):%Y-%m-%dT%H:%M:%SZ}{attempt}"
     return f"{what[0].upper()}{what[1:]} failed{rotation}, {outcome}: {event.message}"
 
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from libs.contracts.records import RolloutState
 from libs.pki.profiles import MOUNTED_KINDS, SecretKind
 
 LABEL_PREFIX = "component.kamaji.clastix.io/"
 READY = "Ready"
 CA_ROTATING = "CertificateAuthorityRotating"
+DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
 K = SecretKind
 MOUNTED = MOUNTED_KINDS
@@ -70,18 +72,64 @@ def deployment_patch(
     return {"spec": {"template": {"metadata": {"labels": changed}}}}
 
 
-def rollout_complete(deployment: Mapping[str, Any]) -> bool:
-    """True when the Deployment controller has rolled every replica to the current template."""
+def rollout_state(deployment: Mapping[str, Any]) -> tuple[RolloutState, str]:
+    """The Deployment's rollout as `kubectl rollout status` judges it, and why.
+
+    Complete once the controller has observed the current generation and every replica runs
+    the current template and is available, with no old replica left; failed when the
+    controller reports `Progressing=False` with `ProgressDeadlineExceeded`; paused when
+    `spec.paused` keeps an incomplete rollout from moving; progressing otherwise.
+    """
     meta = deployment.get("metadata") or {}
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}
+    generation = int(meta.get("generation", 0))
+    if int(status.get("observedGeneration", 0)) < generation:
+        return (
+            RolloutState.PROGRESSING,
+            f"waiting for the controller to observe generation {generation}",
+        )
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "Progressing" and condition.get("reason") == DEADLINE_EXCEEDED:
+            detail = condition.get("message") or "progress deadline exceeded"
+            return RolloutState.FAILED, f"{DEADLINE_EXCEEDED}: {detail}"
     wanted = int(spec.get("replicas", 1))
-    return (
-        int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 0))
-        and int(status.get("updatedReplicas", 0)) == wanted
-        and int(status.get("replicas", 0)) == wanted
-        and int(status.get("availableReplicas", 0)) == wanted
-    )
+    updated = int(status.get("updatedReplicas", 0))
+    replicas = int(status.get("replicas", 0))
+    available = int(status.get("availableReplicas", 0))
+    waiting = ""
+    if updated < wanted:
+        waiting = f"{updated} of {wanted} new replicas have been updated"
+    elif replicas > updated:
+        waiting = f"{replicas - updated} old replicas are pending termination"
+    elif available < updated:
+        waiting = f"{available} of {updated} updated replicas are available"
+    if not waiting:
+        return RolloutState.COMPLETE, f"{wanted} of {wanted} updated replicas are available"
+    if spec.get("paused"):
+        return RolloutState.PAUSED, f"the Deployment is paused (spec.paused); {waiting}"
+    return RolloutState.PROGRESSING, waiting
+
+
+def judge(
+    deployment: Mapping[str, Any], since: datetime | None, now: datetime, timeout: float
+) -> tuple[RolloutState, str]:
+    """What a rotation's rollout is now. `since`: when this rotation patched the Deployment
+    (None: it did not, the template already had its material). A rollout under way for longer
+    than `timeout` seconds has failed, as one past its progress deadline has."""
+    state, why = rollout_state(deployment)
+    if state is RolloutState.COMPLETE and since is None:
+        return RolloutState.UNCHANGED, why
+    elapsed = (now - since).total_seconds() if since is not None else 0.0
+    if state is RolloutState.PROGRESSING and elapsed > timeout:
+        return RolloutState.FAILED, f"not rolled out after {timeout:.0f}s: {why}"
+    return state, why
+
+
+def recheck_delay(elapsed: float, initial: float, maximum: float) -> float:
+    """Seconds until a rollout in progress is looked at again: a quarter of the time it has
+    taken so far, within [initial, maximum]: quick for the usual rollout, rare for a slow one."""
+    return max(initial, min(maximum, elapsed / 4))
 
 
 def _get(obj: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any]:

@@ -64,6 +64,20 @@ def ordered_read(stream: str) -> frozenset[str]:
     }
 
 
+def records(*, follow: bool = False) -> frozenset[str]:
+    """The rotation records (KeyValue bucket, nats-py): create the bucket if missing (its
+    stream), read a key (STREAM.MSG.GET: the bucket has no direct get), write a key by
+    compare-and-set (a publish on the key's subject); `follow`: an ordered consumer on it."""
+    stream = topology.RECORDS_STREAM
+    allowed = {
+        topology.RECORDS_SUBJECTS,
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.STREAM.CREATE.{stream}",
+        f"$JS.API.STREAM.MSG.GET.{stream}",
+    }
+    return frozenset(allowed) | (ordered_follow(stream) if follow else frozenset())
+
+
 @dataclass(frozen=True)
 class NatsPermissions:
     publish: frozenset[str]
@@ -80,6 +94,7 @@ NATS_USERS: dict[str, NatsPermissions] = {
     "certlc-lifecycle": NatsPermissions(
         publish=frozenset({subjects.ROTATE_SUBJECTS, subjects.AUDIT_SUBJECTS})
         | ordered_follow(subjects.EVENTS_STREAM)
+        | records(follow=True)
         | topology_admin("lifecycle"),
         subscribe=frozenset({f"{subjects.API_ROTATE} {subjects.API_QUEUE_GROUP}", INBOX})
         | frozenset(discovery_subjects(subjects.API_SERVICE)),
@@ -88,6 +103,7 @@ NATS_USERS: dict[str, NatsPermissions] = {
     "certlc-issuer": NatsPermissions(
         publish=frozenset({subjects.ISSUED_SUBJECTS, subjects.AUDIT_SUBJECTS})
         | pull(topology.ISSUER_CONSUMER)
+        | records()
         | topology_admin("issuer"),
         subscribe=frozenset({INBOX}),
     ),
@@ -95,15 +111,18 @@ NATS_USERS: dict[str, NatsPermissions] = {
         publish=frozenset({subjects.AUDIT_SUBJECTS})
         | pull(topology.ROLLOUT_CONSUMER)
         | pull(topology.ROLLOUT_FAILURES_CONSUMER)
+        | records()
         | topology_admin("rollout"),
         subscribe=frozenset({INBOX}),
     ),
-    # Tooling: the rotate API, and the audit trail live or through its own ordered consumers;
-    # nothing that names, fetches from, acknowledges on or deletes a durable consumer.
+    # Tooling: the rotate API, and the audit trail live or through its own ordered consumers,
+    # the rotation records read the same way (`certlc status`); nothing that writes a record,
+    # names, fetches from, acknowledges on or deletes a durable consumer.
     "certlc-external": NatsPermissions(
         publish=frozenset({subjects.API_ROTATE})
         | frozenset(discovery_subjects(subjects.API_SERVICE))
-        | ordered_read(AUDIT),
+        | ordered_read(AUDIT)
+        | ordered_read(topology.RECORDS_STREAM),
         subscribe=frozenset({subjects.AUDIT_SUBJECTS, INBOX}),
     ),
 }

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +72,15 @@ class BusTap:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
+    def records(self, tcp: str) -> dict[str, dict[str, Any]]:
+        """The rotation records of `tcp` as last written (id -> record), from the KV puts."""
+        prefix = f"$KV.CERTLC_ROTATIONS.default.{tcp}."
+        latest: dict[str, dict[str, Any]] = {}
+        for s, _, d in list(self.messages):
+            if s.startswith(prefix) and "." not in s.removeprefix(prefix) and d:
+                latest[s.removeprefix(prefix)] = json.loads(d)
+        return latest
+
     def audit(self, tcp: str, event: str | None = None) -> list[bytes]:
         prefix = f"certlc.audit.default.{tcp}."
         return [
@@ -132,6 +143,27 @@ class Stack:
             check=False,
         )
         assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
+        return result.stdout
+
+    def certlc(self, *args: str) -> str:
+        """The certlc CLI against this stack (exit 0 or 1: 1 means "needs attention")."""
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from libs.cli.main import run; run()",
+                *args,
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--nats-url",
+                self.nats.url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode in (0, 1), f"certlc {' '.join(args)}: {result.stderr}"
         return result.stdout
 
     def settled(self, tcp: str, count: int, timeout: float = 30.0) -> dict[str, dict[str, Any]]:

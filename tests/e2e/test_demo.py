@@ -89,6 +89,7 @@ def test_second_demo_refused_env_on_path_ports_kept(tmp_path: Path) -> None:
             base = f"http://127.0.0.1:{ports[name]}"
             assert re.search(rf"{name}\s+health {base}/readyz\s+metrics {base}/metrics", out), out
         # The env file puts certlc on PATH and points it at the demo.
+        # The demo is announced once certlc has issued the TCP's Secrets, so all are valid.
         shell = subprocess.run(
             ["bash", "-c", f"source {workdir / 'env'} && command -v certlc && certlc status"],
             capture_output=True,

@@ -19,7 +19,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterator[Stack]:
-    for s in start_stack(Path(tmp_path_factory.mktemp("e2e-faults")), kube_serving):
+    # Failed issuances are retried after CERTLC_RETRY_INITIAL, doubling: 1s here, so the three
+    # injected failures below cost 1 + 2 + 4 seconds (5 + 10 + 20 with the default).
+    settings = {"CERTLC_RETRY_INITIAL": "1s"}
+    for s in start_stack(Path(tmp_path_factory.mktemp("e2e-faults")), kube_serving, settings):
         seed_datastores(s.sim, postgres=False)
         seed_tenant(s.sim, "sturdy")
         s.settled("sturdy", 13)

@@ -35,6 +35,7 @@ from certlc_dev.devenv import identities
 from certlc_dev.devenv.nats_server import NatsServer
 from certlc_dev.devenv.stack import SERVICES, ServiceSet, free_port, seed_datastores, seed_tenant
 from certlc_dev.kubesim import KubeSim
+from libs.pki import SecretKind
 
 # What gets a port, in the order they are announced.
 PORT_NAMES = ("nats", "kube", *SERVICES)
@@ -152,6 +153,31 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _wait_for_secrets(sim: KubeSim, tcp: str, timeout: float = 90.0) -> None:
+    """Until certlc has issued the TCP's Secrets (the walkthrough starts by listing them); a
+    demo that is slow to get there says so and goes on."""
+    deadline = time.monotonic() + timeout
+    selector = f"kamaji.clastix.io/name={tcp}"
+    while time.monotonic() < deadline:
+        if len(sim.list("secrets", "default", label_selector=selector)) >= len(SecretKind):
+            return
+        time.sleep(0.2)
+    print(f"NOTE: the Secrets of {tcp} are not all there after {timeout:.0f}s; see the logs")
+
+
+def _announce(services: ServiceSet, workdir: Path, env: str) -> None:
+    print(f"certlc is running: watcher, lifecycle, issuer, rollout (logs in {workdir / 'logs'})")
+    for process in services.processes:
+        base = f"http://127.0.0.1:{process.port}"
+        print(f"  {process.name:<9} health {base}/readyz  metrics {base}/metrics")
+    print(STAND_IN_PODS)
+    print(f"To start from scratch: stop the demo, then rm -rf {workdir}")
+    print("In another terminal:\n")
+    print(env)
+    print(f"or: source {workdir / 'env'}; then kubectl get secret; kubectl get tcp -w")
+    print("Ctrl-C stops everything.", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -208,20 +234,10 @@ def _run_locked(args: argparse.Namespace, workdir: Path) -> int:
             ports={name: ports[name] for name in SERVICES},
         )
         services.start()
+        _wait_for_secrets(sim, args.tcp)
         env = env_file(kubeconfig, nats.url, Path(sys.executable).parent)
         (workdir / "env").write_text(env)
-        print(
-            f"certlc is running: watcher, lifecycle, issuer, rollout (logs in {workdir / 'logs'})"
-        )
-        for process in services.processes:
-            base = f"http://127.0.0.1:{process.port}"
-            print(f"  {process.name:<9} health {base}/readyz  metrics {base}/metrics")
-        print(STAND_IN_PODS)
-        print(f"To start from scratch: stop the demo, then rm -rf {workdir}")
-        print("In another terminal:\n")
-        print(env)
-        print(f"or: source {workdir / 'env'}; then kubectl get secret; kubectl get tcp -w")
-        print("Ctrl-C stops everything.", flush=True)
+        _announce(services, workdir, env)
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while not stop.wait(0.5):
             if deadline is not None and time.monotonic() > deadline:

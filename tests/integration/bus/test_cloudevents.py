@@ -43,6 +43,9 @@ def _value(annotation: Any) -> Any:
         return next(iter(annotation))
     if typing.get_origin(annotation) is tuple:
         return ("api-server-certificate",)
+    if type(None) in typing.get_args(annotation):  # optional: a value of the other type
+        (other,) = (a for a in typing.get_args(annotation) if a is not type(None))
+        return _value(other)
     raise AssertionError(f"no sample value for {annotation!r}")
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from libs.contracts.messages import CertFacts, Problem, Reason, SecretObserved, TcpObserved
+from libs.contracts.records import Phase, RotationRecord, Stage
 from libs.pki.profiles import CA_SIGNED_KINDS, SecretKind
 from services.lifecycle.policy import (
-    Issued,
     PolicySettings,
     TcpState,
     decide,
@@ -33,6 +34,31 @@ def tcp(**kw: object) -> TcpObserved:
     }
     base.update(kw)
     return TcpObserved(**base)  # type: ignore[arg-type]
+
+
+def record(
+    evidence: dict[SecretKind, str],
+    *,
+    at: datetime = NOW,
+    phase: Phase = Phase.ISSUING,
+    rid: str = "r1",
+    **kw: object,
+) -> RotationRecord:
+    """A rotation record of TCP k8s-126 covering `evidence` (kind -> resourceVersion)."""
+    base: dict[str, object] = {
+        "id": rid,
+        "namespace": "default",
+        "tcp": "k8s-126",
+        "tcp_uid": "uid-1",
+        "secrets": tuple(k.value for k in evidence),
+        "reason": Reason.INVALID,
+        "resource_versions": {k.value: v for k, v in evidence.items()},
+        "phase": phase,
+        "requested_at": at,
+        "updated_at": at,
+    }
+    base.update(kw)
+    return RotationRecord(**base)  # type: ignore[arg-type]
 
 
 def cert(not_after: datetime, not_before: datetime | None = None) -> CertFacts:
@@ -200,16 +226,37 @@ def test_should_leave_paused_objects_alone(where: str) -> None:
     assert decide(state, NOW, CFG).rotations == ()
 
 
-def test_should_hold_ca_signed_secrets_while_the_ca_rotates() -> None:
+CA_OPEN = record({K.CA: "1"}, phase=Phase.ROLLING_OUT, ca_rotation=True, rid="ca")
+
+
+def test_should_hold_ca_signed_secrets_while_a_ca_rotation_record_is_open() -> None:
+    soon = secret(K.ADMIN_KUBECONFIG, cert=cert(NOW + timedelta(hours=1)))
+    state = TcpState(tcp(), healthy(ADMIN_KUBECONFIG=soon), rotations=(CA_OPEN,))
+    assert decide(state, NOW, CFG).rotations == ()
+    done = msgspec.structs.replace(CA_OPEN, phase=Phase.COMPLETED)
+    state = TcpState(tcp(), healthy(ADMIN_KUBECONFIG=soon), rotations=(done,))
+    assert kinds_of(state) == [(Reason.EXPIRING, (K.ADMIN_KUBECONFIG,), False)]
+
+
+def test_should_not_read_the_tcp_status_phase_as_state() -> None:
     soon = secret(K.ADMIN_KUBECONFIG, cert=cert(NOW + timedelta(hours=1)))
     state = TcpState(tcp(phase="CertificateAuthorityRotating"), healthy(ADMIN_KUBECONFIG=soon))
-    assert decide(state, NOW, CFG).rotations == ()
+    assert kinds_of(state) == [(Reason.EXPIRING, (K.ADMIN_KUBECONFIG,), False)]
+
+
+def test_should_re_create_a_missing_ca_signed_secret_during_a_ca_rotation() -> None:
+    state = TcpState(tcp(), healthy(APISERVER=None), rotations=(CA_OPEN,))
+    assert kinds_of(state) == [(Reason.MISSING, (K.APISERVER,), False)]
 
 
 def test_should_trip_the_loop_guard_instead_of_re_issuing_forever() -> None:
     bad = secret(K.APISERVER, rv="99", problems=(Problem(code="san-missing", message="bad SAN"),))
-    history = [Issued(K.APISERVER, f"rv{i}", NOW - timedelta(minutes=i)) for i in range(3)]
-    decision = decide(TcpState(tcp(), healthy(APISERVER=bad), history=history), NOW, CFG)
+    history = tuple(
+        record({K.APISERVER: f"rv{i}"}, at=NOW - timedelta(minutes=i), phase=Phase.COMPLETED,
+               rid=f"r{i}")
+        for i in range(3)
+    )  # fmt: skip
+    decision = decide(TcpState(tcp(), healthy(APISERVER=bad), rotations=history), NOW, CFG)
     assert decision.rotations == ()
     [trip] = decision.loop_trips
     assert trip.kind is K.APISERVER
@@ -217,21 +264,87 @@ def test_should_trip_the_loop_guard_instead_of_re_issuing_forever() -> None:
 
 
 def test_should_always_re_create_a_missing_secret_even_after_many_issues() -> None:
-    history = [Issued(K.APISERVER, f"rv{i}", NOW - timedelta(minutes=i)) for i in range(5)]
-    state = TcpState(tcp(), healthy(APISERVER=None), history=history)
+    history = tuple(
+        record({K.APISERVER: f"rv{i}"}, at=NOW - timedelta(minutes=i), phase=Phase.COMPLETED,
+               rid=f"r{i}")
+        for i in range(5)
+    )  # fmt: skip
+    state = TcpState(tcp(), healthy(APISERVER=None), rotations=history)
     assert kinds_of(state) == [(Reason.MISSING, (K.APISERVER,), False)]
 
 
-def test_should_not_ask_twice_for_the_same_evidence_while_in_flight() -> None:
+@pytest.mark.parametrize(
+    ("phase", "asks_again"),
+    [
+        (Phase.REQUESTED, False),
+        (Phase.ISSUING, False),
+        (Phase.WRITTEN, False),
+        (Phase.ROLLING_OUT, False),
+        (Phase.FAILED, False),  # retried by the issuer's backoff, or on a new cause
+        (Phase.COMPLETED, True),  # done, yet the Secret is missing again: a new rotation
+    ],
+)
+def test_should_not_ask_twice_for_what_an_open_record_covers(
+    phase: Phase, asks_again: bool
+) -> None:
+    old = NOW - timedelta(days=2)  # however old: records do not time out
     state = TcpState(
         tcp(),
         healthy(APISERVER=None),
         deleted_versions={K.APISERVER: "55"},
-        history=[Issued(K.APISERVER, "deleted@55", NOW - timedelta(seconds=5))],
+        rotations=(record({K.APISERVER: "deleted@55"}, phase=phase, at=old),),
     )
-    assert decide(state, NOW, CFG).rotations == ()
-    later = NOW + CFG.inflight_ttl
-    assert [r.kinds for r in decide(state, later, CFG).rotations] == [(K.APISERVER,)]
+    got = [r.kinds for r in decide(state, NOW, CFG).rotations]
+    assert got == ([(K.APISERVER,)] if asks_again else [])
+
+
+def test_should_send_again_a_command_nobody_took_up() -> None:
+    waiting = record({K.APISERVER: "deleted@55"}, phase=Phase.REQUESTED, at=NOW)
+    state = TcpState(
+        tcp(), healthy(APISERVER=None), deleted_versions={K.APISERVER: "55"}, rotations=(waiting,)
+    )
+    first = decide(state, NOW + timedelta(seconds=5), CFG)
+    assert first.resends == ()
+    assert first.next_check == NOW + CFG.resend_after
+    [again] = decide(state, NOW + CFG.resend_after, CFG).resends
+    assert again.record is waiting
+    assert again.token == ""  # the same message id: de-duplicated if the first one did land
+
+
+def test_should_retry_a_failed_issuance_at_once_when_its_signer_changed() -> None:
+    failed = record(
+        {K.APISERVER: "deleted@55"},
+        phase=Phase.FAILED,
+        stage=Stage.ISSUE,
+        signers={"ca": "10"},
+        next_retry=NOW + timedelta(hours=1),
+    )
+    state = TcpState(
+        tcp(), healthy(APISERVER=None), deleted_versions={K.APISERVER: "55"}, rotations=(failed,)
+    )
+    assert decide(state, NOW, CFG).resends == ()  # the CA is as it was: wait for the backoff
+    repaired = TcpState(
+        tcp(),
+        healthy(APISERVER=None, CA=secret(K.CA, rv="11")),
+        deleted_versions={K.APISERVER: "55"},
+        rotations=(failed,),
+    )
+    [again] = decide(repaired, NOW, CFG).resends
+    assert again.signers == {"ca": "11"}
+    assert again.token != ""
+
+
+def test_should_count_the_datastore_as_the_signer_of_the_datastore_certificate() -> None:
+    failed = record(
+        {K.DATASTORE_CERTIFICATE: "9"},
+        phase=Phase.FAILED,
+        stage=Stage.ISSUE,
+        signers={"datastore": "ds-1"},
+    )
+    same = TcpState(tcp(), healthy(), rotations=(failed,), datastore_version="ds-1")
+    assert decide(same, NOW, CFG).resends == ()
+    rotated = TcpState(tcp(), healthy(), rotations=(failed,), datastore_version="ds-2")
+    assert [r.signers for r in decide(rotated, NOW, CFG).resends] == [{"datastore": "ds-2"}]
 
 
 def test_should_give_identical_decisions_identical_ids() -> None:

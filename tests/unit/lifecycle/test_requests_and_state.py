@@ -9,11 +9,12 @@ import pytest
 
 from libs.contracts.api import RotateRequest, ServiceErrorCode, Target
 from libs.contracts.messages import SecretDeleted, TcpDeleted
+from libs.contracts.records import Phase
 from libs.pki.profiles import CA_SIGNED_KINDS, SecretKind
-from services.lifecycle.policy import Issued, TcpState
+from services.lifecycle.policy import TcpState
 from services.lifecycle.requests import Accepted, Rejected, resolve
 from services.lifecycle.state import FleetState
-from tests.unit.lifecycle.test_policy import NOW, healthy, secret, tcp
+from tests.unit.lifecycle.test_policy import NOW, healthy, record, secret, tcp
 
 K = SecretKind
 
@@ -59,8 +60,12 @@ def test_should_accept_a_request_for_each_target(
         (request(Target.SECRET, "k8s-126-nope"), state(), ServiceErrorCode.NOT_FOUND, "no Secret"),
         (request(Target.SECRET, "konnectivity-kubeconfig"), state(konnectivity=False),
          ServiceErrorCode.NOT_FOUND, "not managed"),
-        (request(Target.CA), state(phase="CertificateAuthorityRotating"),
-         ServiceErrorCode.CONFLICT, "in progress"),
+        (request(Target.CA), TcpState(tcp(), healthy(), rotations=(
+            record({K.CA: "1"}, ca_rotation=True, phase=Phase.ROLLING_OUT, rid="ca1"),)),
+         ServiceErrorCode.CONFLICT, "CA rotation ca1 of default/k8s-126 is rolling-out"),
+        (request(Target.X509), TcpState(tcp(), healthy(), rotations=(
+            record({K.CA: "1"}, ca_rotation=True, phase=Phase.FAILED, rid="ca2"),)),
+         ServiceErrorCode.CONFLICT, "is failed; try again when it completes"),
         (request(Target.X509), state(paused=True), ServiceErrorCode.LOCKED, "paused"),
         (request(Target.SECRET, "ca"), TcpState(tcp(), healthy(CA=secret(K.CA, paused=True))),
          ServiceErrorCode.LOCKED, "k8s-126-ca is paused"),
@@ -121,10 +126,24 @@ def test_should_forget_a_deleted_tcp_and_a_tcp_recreated_under_the_same_name() -
     assert fleet.view(("default", "k8s-126")) is None
 
 
-def test_should_keep_issue_history_only_for_the_loop_window() -> None:
+def test_should_prune_old_completed_records_and_those_of_gone_tcps_only() -> None:
     fleet = FleetState()
-    key = ("default", "k8s-126")
-    fleet.record(key, [Issued(K.APISERVER, "1", NOW - timedelta(hours=2))], NOW, timedelta(hours=1))
-    assert fleet.history[key] == []
-    fleet.record(key, [Issued(K.APISERVER, "2", NOW)], NOW, timedelta(hours=1))
-    assert [h.evidence for h in fleet.history[key]] == ["2"]
+    fleet.apply(tcp())
+    old = NOW - timedelta(hours=2)
+    fleet.put_record(record({K.APISERVER: "1"}, at=old, phase=Phase.COMPLETED, rid="done"))
+    fleet.put_record(record({K.APISERVER: "2"}, at=old, phase=Phase.FAILED, rid="failed"))
+    fleet.put_record(record({K.APISERVER: "3"}, at=NOW, phase=Phase.COMPLETED, rid="recent"))
+    fleet.put_record(record({K.CA: "1"}, at=old, tcp="gone", rid="orphan"))
+    assert fleet.prune(NOW, timedelta(hours=1)) == 2
+    assert set(fleet.rotations[("default", "k8s-126")]) == {"failed", "recent"}
+    assert fleet.rotations[("default", "gone")] == {}
+
+
+def test_should_show_only_the_records_of_the_current_tcp_uid() -> None:
+    fleet = FleetState()
+    fleet.apply(tcp())
+    fleet.put_record(record({K.APISERVER: "1"}, rid="mine"))
+    fleet.put_record(record({K.APISERVER: "1"}, rid="older-tcp", tcp_uid="uid-0"))
+    view = fleet.view(("default", "k8s-126"))
+    assert view is not None
+    assert [r.id for r in view.rotations] == ["mine"]

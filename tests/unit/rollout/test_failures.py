@@ -209,3 +209,9 @@ def test_the_consumer_follows_exactly_the_rotation_failures_with_one_filter() ->
     )
     # no other consumer of the same durable name on any stream
     assert len({(c.stream, c.durable) for c in topology.CONSUMERS}) == len(topology.CONSUMERS)
+
+
+def test_the_message_says_when_the_next_attempt_comes() -> None:
+    retry = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+    text = recorded(failed(retryable=True, attempt=3, next_retry=retry)).message
+    assert text.endswith(f"will be retried at 2026-06-01T12:05:00Z after attempt 3: {CA_BROKEN}")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from libs.contracts.records import RolloutState
 from libs.pki.profiles import SecretKind
 from services.rollout.plan import (
     CA_ROTATING,
     SecretFact,
     deployment_patch,
-    rollout_complete,
+    judge,
+    recheck_delay,
+    rollout_state,
     status_patch,
     template_labels,
 )
@@ -54,12 +59,73 @@ def test_should_not_roll_out_twice_for_the_same_content() -> None:
     assert deployment_patch(current, facts(APISERVER="a", CA="z")) is None
 
 
-def test_should_call_a_rollout_complete_only_when_every_replica_is_updated_and_available() -> None:
-    done = {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
-    assert rollout_complete(deployment({}, **done))
-    assert not rollout_complete(deployment({}, **{**done, "observedGeneration": 1}))
-    assert not rollout_complete(deployment({}, **{**done, "replicas": 3}))  # old pods remain
-    assert not rollout_complete(deployment({}, **{**done, "availableReplicas": 1}))
+DONE = {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+DEADLINE = {
+    "type": "Progressing",
+    "status": "False",
+    "reason": "ProgressDeadlineExceeded",
+    "message": 'ReplicaSet "k8s-126-5d9" has timed out progressing.',
+}
+
+
+def judged(
+    status: dict[str, Any], *, paused: bool = False, conditions: list[dict[str, str]] | None = None
+) -> tuple[RolloutState, str]:
+    d = deployment({}, **status)
+    d["spec"]["paused"] = paused
+    d["status"]["conditions"] = conditions or []
+    return rollout_state(d)
+
+
+@pytest.mark.parametrize(
+    ("status", "paused", "conditions", "state", "words"),
+    [
+        (DONE, False, None, RolloutState.COMPLETE, "2 of 2 updated replicas are available"),
+        ({**DONE, "observedGeneration": 1}, False, None, RolloutState.PROGRESSING,
+         "generation 2"),
+        ({**DONE, "updatedReplicas": 1}, False, None, RolloutState.PROGRESSING,
+         "1 of 2 new replicas have been updated"),
+        ({**DONE, "replicas": 3}, False, None, RolloutState.PROGRESSING,
+         "1 old replicas are pending termination"),
+        ({**DONE, "availableReplicas": 1}, False, None, RolloutState.PROGRESSING,
+         "1 of 2 updated replicas are available"),
+        ({**DONE, "updatedReplicas": 0}, True, None, RolloutState.PAUSED, "spec.paused"),
+        (DONE, True, None, RolloutState.COMPLETE, ""),  # paused after it finished
+        ({**DONE, "updatedReplicas": 1}, False, [DEADLINE], RolloutState.FAILED,
+         "ProgressDeadlineExceeded: ReplicaSet"),
+    ],
+)  # fmt: skip
+def test_should_judge_a_rollout_as_kubectl_rollout_status_does(
+    status: dict[str, Any],
+    paused: bool,
+    conditions: list[dict[str, str]] | None,
+    state: RolloutState,
+    words: str,
+) -> None:
+    got, why = judged(status, paused=paused, conditions=conditions)
+    assert got is state
+    assert words in why
+
+
+def test_should_call_complete_unchanged_when_this_rotation_patched_nothing() -> None:
+    d = deployment({}, **DONE)
+    assert judge(d, None, NOW, 600)[0] is RolloutState.UNCHANGED
+    assert judge(d, NOW, NOW, 600)[0] is RolloutState.COMPLETE
+
+
+def test_should_fail_a_rollout_that_takes_longer_than_the_timeout() -> None:
+    d = deployment({}, **{**DONE, "updatedReplicas": 1})
+    assert judge(d, NOW - timedelta(seconds=599), NOW, 600)[0] is RolloutState.PROGRESSING
+    state, why = judge(d, NOW - timedelta(seconds=601), NOW, 600)
+    assert state is RolloutState.FAILED
+    assert why.startswith("not rolled out after 600s: 1 of 2")
+
+
+@pytest.mark.parametrize(("elapsed", "delay"), [(0.0, 1.0), (2.0, 1.0), (20.0, 5.0), (400.0, 30.0)])
+def test_should_recheck_a_rollout_quickly_at_first_and_rarely_later(
+    elapsed: float, delay: float
+) -> None:
+    assert recheck_delay(elapsed, 1.0, 30.0) == delay
 
 
 def test_should_record_secrets_in_kamajis_status_layout() -> None:

@@ -1,0 +1,124 @@
+"""The rotation records in `certlc status`: read from the bus, shown as a table or as data.
+
+Only open records are shown (in progress or failed): a completed rotation is in the audit trail.
+Reading them needs NATS; without it `status` still reports the certificates, and says why the
+rotations are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from libs.bus import Bus
+from libs.bus.read import StreamNotFoundError, open_reader
+from libs.cli._opsutil import stamp, table
+from libs.contracts.codec import MalformedMessage
+from libs.contracts.records import ROTATIONS_BUCKET, Phase, RotationRecord, tcp_prefix
+from libs.pki import short_human_duration
+from libs.runtime.records import decode_record
+from libs.runtime.topology import RECORDS_STREAM
+
+
+def records_filter(namespace: str | None, tcp: str | None) -> str:
+    """The subjects of the records of one TCP, of a namespace, or of all."""
+    if namespace is None:
+        return f"$KV.{ROTATIONS_BUCKET}.>"
+    if tcp is None:
+        return f"$KV.{ROTATIONS_BUCKET}.{namespace}.>"
+    return f"$KV.{ROTATIONS_BUCKET}.{tcp_prefix(namespace, tcp)}*"
+
+
+async def read_open_records(
+    bus: Bus, namespace: str | None, tcp: str | None, *, all_tcps_named: str | None = None
+) -> list[RotationRecord]:
+    """Open records, oldest request first. `all_tcps_named`: with no namespace, only TCPs of
+    that name (`status -A NAME`)."""
+    try:
+        reader = await open_reader(bus, RECORDS_STREAM, records_filter(namespace, tcp))
+    except StreamNotFoundError:
+        return []  # no rotation was ever recorded here
+    try:
+        stored = await reader.read_available(idle_timeout=2.0)
+    finally:
+        await reader.close()
+    latest: dict[str, bytes] = {}
+    for message in stored:
+        latest[message.subject] = message.data  # one per key; a delete leaves empty data
+    records: list[RotationRecord] = []
+    for data in latest.values():
+        if not data:
+            continue
+        try:
+            record = decode_record(data)
+        except MalformedMessage:
+            continue
+        if record.open and (all_tcps_named is None or record.tcp == all_tcps_named):
+            records.append(record)
+    return sorted(records, key=lambda r: (r.requested_at, r.id))
+
+
+def _next(record: RotationRecord, now: datetime) -> str:
+    if record.next_retry is None:
+        return "-"
+    wait = record.next_retry - now
+    return "due" if wait.total_seconds() <= 0 else f"in {short_human_duration(wait)}"
+
+
+def _what(record: RotationRecord) -> str:
+    shown = ", ".join(record.secrets[:3])
+    more = len(record.secrets) - 3
+    return f"{shown} (+{more})" if more > 0 else shown
+
+
+def render_records(records: Sequence[RotationRecord], now: datetime) -> list[str]:
+    """The ROTATIONS table and one note per failed record (its last error)."""
+    if not records:
+        return []
+    rows = [
+        [
+            f"{r.namespace}/{r.tcp}",
+            r.id,
+            r.reason.value + (" (CA)" if r.ca_rotation else ""),
+            r.phase.value + (f" ({r.stage.value})" if r.stage.value else ""),
+            r.rollout.value or "-",
+            str(r.attempts),
+            _next(r, now),
+            short_human_duration(now - r.requested_at),
+            _what(r),
+        ]
+        for r in records
+    ]
+    header = ["NAMESPACE/TCP", "ROTATION", "REASON", "PHASE", "ROLLOUT", "ATTEMPTS", "NEXT TRY"]
+    lines = ["", *table([*header, "AGE", "SECRETS"], rows)]
+    notes = [
+        f"- {r.namespace}/{r.tcp}: rotation {r.id}: {r.last_error}"
+        for r in records
+        if r.phase is Phase.FAILED and r.last_error
+    ]
+    return [*lines, *(["", *notes] if notes else [])]
+
+
+def record_data(record: RotationRecord) -> dict[str, Any]:
+    def when(moment: datetime | None) -> str | None:
+        return stamp(moment) if moment is not None else None
+
+    return {
+        "namespace": record.namespace,
+        "tcp": record.tcp,
+        "id": record.id,
+        "reason": record.reason.value,
+        "caRotation": record.ca_rotation,
+        "requester": record.requester,
+        "secrets": list(record.secrets),
+        "phase": record.phase.value,
+        "stage": record.stage.value or None,
+        "rollout": record.rollout.value or None,
+        "attempts": record.attempts,
+        "lastError": record.last_error or None,
+        "nextRetry": when(record.next_retry),
+        "requestedAt": when(record.requested_at),
+        "updatedAt": when(record.updated_at),
+        "rolloutSince": when(record.rollout_since),
+    }

@@ -1,0 +1,171 @@
+"""The rotation record's transitions, as a table: (record, observation) -> record'."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from libs.contracts.codec import MalformedMessage, decode, encode
+from libs.contracts.messages import KeyMaterialError, Reason, RotateCommand
+from libs.contracts.records import (
+    REFRESH,
+    IssueFailed,
+    IssueStarted,
+    Observation,
+    Phase,
+    Requested,
+    RolloutSeen,
+    RolloutState,
+    RotationRecord,
+    Stage,
+    Written,
+    advance,
+    key_parts,
+    record_key,
+)
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+T1 = T0 + timedelta(seconds=10)
+CMD = RotateCommand(
+    id="r1",
+    namespace="default",
+    tcp="k8s-126",
+    tcp_uid="uid-1",
+    secrets=("api-server-certificate",),
+    reason=Reason.MISSING,
+    requested_at=T0,
+    resource_versions={"api-server-certificate": "deleted@5"},
+)
+P = Phase
+S = Stage
+R = RolloutState
+
+
+def rec(phase: Phase, **kw: object) -> RotationRecord:
+    base = advance(None, Requested(CMD, {"ca": "1"}, T0)).record
+    assert base is not None
+    return msgspec.structs.replace(base, phase=phase, **kw)
+
+
+FAILED_ISSUE = rec(P.FAILED, stage=S.ISSUE, attempts=2, last_error="boom", next_retry=T1)
+FAILED_ROLLOUT = rec(P.FAILED, stage=S.ROLLOUT, rollout=R.FAILED, last_error="deadline")
+
+
+@pytest.mark.parametrize(
+    ("record", "obs", "phase", "stage", "attempts"),
+    [
+        # lifecycle asks
+        (None, Requested(CMD, {"ca": "1"}, T0), P.REQUESTED, S.NONE, 0),
+        (FAILED_ISSUE, Requested(CMD, {"ca": "2"}, T1), P.REQUESTED, S.NONE, 2),  # new cause
+        (FAILED_ISSUE, Requested(CMD, {"ca": "1"}, T1), P.FAILED, S.ISSUE, 2),  # same cause
+        (rec(P.ISSUING, attempts=1), Requested(CMD, {"ca": "1"}, T1), P.ISSUING, S.NONE, 1),
+        # the issuer takes it, fails, retries
+        (rec(P.REQUESTED), IssueStarted(CMD, T1), P.ISSUING, S.NONE, 1),
+        (rec(P.ISSUING, attempts=1), IssueStarted(CMD, T1), P.ISSUING, S.NONE, 2),  # crashed
+        (FAILED_ISSUE, IssueStarted(CMD, T1), P.ISSUING, S.NONE, 3),
+        (None, IssueStarted(CMD, T1), P.ISSUING, S.NONE, 1),  # a command without a record
+        (rec(P.WRITTEN, attempts=1), IssueStarted(CMD, T1), P.WRITTEN, S.NONE, 1),  # duplicate
+        (rec(P.COMPLETED, attempts=1), IssueStarted(CMD, T1), P.COMPLETED, S.NONE, 1),
+        (rec(P.ISSUING, attempts=1), IssueFailed("500", T1, T1), P.FAILED, S.ISSUE, 1),
+        (rec(P.WRITTEN), IssueFailed("late", T1, T1), P.WRITTEN, S.NONE, 0),
+        (rec(P.ISSUING, attempts=1), Written(T1, rolls=True), P.WRITTEN, S.NONE, 1),
+        (rec(P.ISSUING, attempts=1), Written(T1, rolls=False), P.COMPLETED, S.NONE, 1),
+        (rec(P.ROLLING_OUT), Written(T1, rolls=True), P.ROLLING_OUT, S.NONE, 0),
+        # rollout patches and follows
+        (rec(P.WRITTEN), RolloutSeen(R.PROGRESSING, T1), P.ROLLING_OUT, S.NONE, 0),
+        (rec(P.WRITTEN), RolloutSeen(R.UNCHANGED, T1), P.COMPLETED, S.NONE, 0),
+        (rec(P.WRITTEN), RolloutSeen(R.NO_DEPLOYMENT, T1), P.COMPLETED, S.NONE, 0),
+        (rec(P.ROLLING_OUT), RolloutSeen(R.PAUSED, T1), P.ROLLING_OUT, S.NONE, 0),
+        (rec(P.ROLLING_OUT), RolloutSeen(R.FAILED, T1, "deadline"), P.FAILED, S.ROLLOUT, 0),
+        (rec(P.ROLLING_OUT), RolloutSeen(R.COMPLETE, T1), P.COMPLETED, S.NONE, 0),
+        (FAILED_ROLLOUT, RolloutSeen(R.COMPLETE, T1), P.COMPLETED, S.NONE, 0),  # it recovered
+        (FAILED_ROLLOUT, RolloutSeen(R.PROGRESSING, T1), P.ROLLING_OUT, S.NONE, 0),
+        (FAILED_ISSUE, RolloutSeen(R.COMPLETE, T1), P.FAILED, S.ISSUE, 2),  # not rolling
+        (rec(P.COMPLETED), RolloutSeen(R.FAILED, T1, "late"), P.COMPLETED, S.NONE, 0),
+    ],
+)  # fmt: skip
+def test_should_move_a_record_only_as_the_table_says(
+    record: RotationRecord | None, obs: Observation, phase: Phase, stage: Stage, attempts: int
+) -> None:
+    step = advance(record, obs)
+    assert step.record is not None
+    assert (step.record.phase, step.record.stage, step.record.attempts) == (phase, stage, attempts)
+    moved = record is None or (record.phase, record.stage, record.attempts) != (
+        phase,
+        stage,
+        attempts,
+    )
+    if moved:
+        assert step.changed
+        assert step.record.updated_at == obs.at
+
+
+def test_should_keep_the_error_and_the_next_retry_of_a_failed_issuance() -> None:
+    step = advance(rec(P.ISSUING, attempts=3), IssueFailed("API 500", T1, T1 + timedelta(40)))
+    assert step.record is not None
+    assert step.record.last_error == "API 500"
+    assert step.record.next_retry == T1 + timedelta(40)
+    started = advance(step.record, IssueStarted(CMD, T1)).record
+    assert started is not None
+    assert started.next_retry is None
+    assert started.last_error == "API 500"  # kept until the rotation succeeds
+    done = advance(started, Written(T1, rolls=True)).record
+    assert done is not None
+    assert done.last_error == ""
+
+
+def test_should_keep_when_the_rollout_began_while_it_pauses_fails_and_completes() -> None:
+    rolling = advance(rec(P.WRITTEN), RolloutSeen(R.PROGRESSING, T0)).record
+    assert rolling is not None
+    assert rolling.rollout_since == T0
+    for state in (R.PAUSED, R.FAILED, R.PROGRESSING, R.COMPLETE):
+        step = advance(rolling, RolloutSeen(state, T1, "why"))
+        assert step.record is not None
+        assert step.record.rollout_since == T0
+        rolling = step.record
+    assert rolling.phase is P.COMPLETED
+    assert rolling.completed_at == T1
+
+
+def test_should_write_nothing_when_nothing_changed_but_refresh_an_old_open_record() -> None:
+    paused = advance(rec(P.WRITTEN), RolloutSeen(R.PAUSED, T0)).record
+    assert paused is not None
+    assert not advance(paused, RolloutSeen(R.PAUSED, T1)).changed
+    later = T0 + REFRESH
+    step = advance(paused, RolloutSeen(R.PAUSED, later))
+    assert step.changed  # rewritten, so that the bucket's TTL never expires an open record
+    assert step.record is not None
+    assert step.record.updated_at == later
+    done = rec(P.COMPLETED)
+    assert not advance(done, RolloutSeen(R.PAUSED, later)).changed
+
+
+def test_should_rebuild_the_command_it_stands_for() -> None:
+    record = advance(None, Requested(CMD, {}, T0)).record
+    assert record is not None
+    again = record.command(T1)
+    assert again == msgspec.structs.replace(CMD, requested_at=T1)
+
+
+def test_should_round_trip_through_the_codec_and_refuse_key_material() -> None:
+    record = rec(P.FAILED, stage=S.ISSUE, last_error="x")
+    assert decode(RotationRecord, encode(record)) == record
+    with pytest.raises(KeyMaterialError):
+        rec(P.FAILED, last_error="-----BEGIN RSA PRIVATE KEY-----")
+    raw = encode(record).replace(b'"x"', b'"-----BEGIN PRIVATE KEY-----"')
+    with pytest.raises(MalformedMessage, match="PEM"):
+        decode(RotationRecord, raw)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "tcp", "rid"), [("default", "k8s-126", "ab12"), ("ns", "tcp.with.dots", "x")]
+)
+def test_should_name_a_record_by_namespace_tcp_and_id(namespace: str, tcp: str, rid: str) -> None:
+    assert key_parts(record_key(namespace, tcp, rid)) == (namespace, tcp, rid)
+
+
+@pytest.mark.parametrize("key", ["", "onlyone", "ns.", "ns..id"])
+def test_should_refuse_a_key_that_is_not_a_record_key(key: str) -> None:
+    assert key_parts(key) is None
