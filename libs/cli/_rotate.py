@@ -1,14 +1,12 @@
 """`certlc rotate`: the target rule, the dry-run plan, and following a rotation to its end.
 
 Which Secrets a target re-issues is decided by lifecycle when it accepts the request; the dry
-run cannot ask it without asking for the work, so it applies the same rule here, over the TCP
-as the cluster shows it: `x509` and `kubeconfig` are the Secrets with that lifecycle label, `ca`
-is the CA and everything it signs, a Secret is itself (plus what it signs, for the two CAs).
+run cannot ask it without asking for the work, so it applies the same rule
+(`libs.contracts.targets`), over the TCP as the cluster shows it.
 
 Which of them restart the control plane is the rollout rule: the pod template carries a
-checksum of every Secret the pods mount (`MOUNTED_KINDS`, the same list as rollout's
-`services/rollout/plan.py` MOUNTED, which libs may not import; a test keeps the two equal).
-Re-issuing only `admin-kubeconfig` or `datastore-config` therefore causes no rollout.
+checksum of every Secret the pods mount (`MOUNTED_KINDS`, which rollout uses too). Re-issuing
+only `admin-kubeconfig` or `datastore-config` therefore causes no rollout.
 """
 
 from __future__ import annotations
@@ -30,19 +28,17 @@ from libs.contracts.api import (
     SecretWrittenEvent,
     Target,
 )
+from libs.contracts.targets import target_kinds
 from libs.pki import (
     MOUNTED_KINDS,
     PAUSED_ANNOTATION,
-    Lifecycle,
+    PHASE_CA_ROTATING,
     SecretKind,
     TcpSpec,
-    dependents,
     managed_kinds,
-    profile,
     secret_name,
 )
 
-CA_ROTATING_PHASE = "CertificateAuthorityRotating"
 TARGET_WORDS = (Target.X509, Target.KUBECONFIG, Target.CA)
 
 
@@ -75,20 +71,9 @@ def parse_target(tcp: str, text: str) -> TargetSpec:
     return TargetSpec(Target.SECRET, secret_name(tcp, kind), kind)
 
 
-def target_kinds(spec: TargetSpec, present: Sequence[SecretKind]) -> tuple[SecretKind, ...]:
+def spec_kinds(spec: TargetSpec, present: Sequence[SecretKind]) -> tuple[SecretKind, ...]:
     """The Secrets a target re-issues, among the kinds the TCP has (lifecycle's rule)."""
-    match spec.target:
-        case Target.CA:
-            return (SecretKind.CA, *dependents(SecretKind.CA, present))
-        case Target.X509:
-            return tuple(k for k in present if profile(k).lifecycle is Lifecycle.X509)
-        case Target.KUBECONFIG:
-            return tuple(k for k in present if profile(k).lifecycle is Lifecycle.KUBECONFIG)
-        case _:
-            assert spec.kind is not None
-            if spec.kind not in present:
-                return ()
-            return (spec.kind, *dependents(spec.kind, present))
+    return target_kinds(spec.target, spec.kind, present)
 
 
 # --- dry run ---------------------------------------------------------------------------------
@@ -138,10 +123,10 @@ def plan_dry_run(
     base = DryRun(ns, name, spec, deployment=name if deployment is not None else None)
     if PAUSED_ANNOTATION in _annotations(tcp):
         return _refused(base, 423, f"TenantControlPlane {where} is paused")
-    if phase == CA_ROTATING_PHASE:
+    if phase == PHASE_CA_ROTATING:
         return _refused(base, 409, f"a CA rotation of {where} is in progress; try again later")
     present = managed_kinds(tcp_spec)
-    kinds = target_kinds(spec, present)
+    kinds = spec_kinds(spec, present)
     if spec.target is Target.SECRET and not kinds:
         message = f"Secret {spec.secret} is not managed for this TenantControlPlane"
         return _refused(base, 404, message)

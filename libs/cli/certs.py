@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -41,6 +40,8 @@ from libs.pki import (
     signer_from_secret_data,
 )
 from libs.pki.tcp import DATASTORE_DRIVERS
+from libs.runtime.settings import SettingsError
+from libs.runtime.settings import parse_duration as settings_duration
 
 MANIFEST = "tenantcontrolplane.yaml"
 DATASTORE_CA_DIR = "datastore-ca"
@@ -51,20 +52,16 @@ DEFAULT_ENDPOINTS = {
     "PostgreSQL": "postgres.kamaji-system.svc:5432",
     "NATS": "nats.kamaji-system.svc:4222",
 }
-_DURATION = re.compile(r"(\d+)([dhms])")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
 def parse_duration(text: str) -> timedelta:
-    """`24h`, `90m`, `7d`, `1h30m` -> timedelta (an argparse type)."""
-    value = text.strip()
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (use e.g. 24h, 90m, 7d)")
-    total = timedelta()
-    for number, unit in parts:
-        total += timedelta(**{_UNITS[unit]: int(number)})
-    return total
+    """`24h`, `90m`, `7d`, `1h30m` -> timedelta (an argparse type): the settings' parser."""
+    try:
+        return settings_duration(text)
+    except SettingsError:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r} (use e.g. 24h, 90m, 7d)"
+        ) from None
 
 
 def _driver(text: str) -> str:

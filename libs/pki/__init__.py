@@ -48,6 +48,7 @@ from libs.pki.profiles import (
     LEAF_VALIDITY,
     MOUNTED_KINDS,
     PROFILES,
+    STATUS_PATHS,
     Category,
     ExtKeyUsage,
     KeyUsage,
@@ -67,7 +68,15 @@ from libs.pki.report import (
     render_report,
     short_human_duration,
 )
-from libs.pki.tcp import SubjectAltNames, TcpSpec, apiserver_sans, first_service_ip, managed_kinds
+from libs.pki.tcp import (
+    PHASE_CA_ROTATING,
+    PHASE_READY,
+    SubjectAltNames,
+    TcpSpec,
+    apiserver_sans,
+    first_service_ip,
+    managed_kinds,
+)
 from libs.pki.validate import DEFAULT_DEADLINE, reasons_for_material, renewal_reasons
 
 __all__ = [
@@ -90,6 +99,9 @@ __all__ = [
     "KONNECTIVITY_KINDS",
     "CA_SIGNED_KINDS",
     "MOUNTED_KINDS",
+    "STATUS_PATHS",
+    "PHASE_CA_ROTATING",
+    "PHASE_READY",
     "dependents",
     "LEAF_VALIDITY",
     "CA_VALIDITY",

@@ -280,6 +280,13 @@ KONNECTIVITY_KINDS = frozenset(
 )
 """Kinds that exist only when the konnectivity addon is enabled."""
 
+
+def kinds_for(*, konnectivity: bool) -> tuple[SecretKind, ...]:
+    """The Secret kinds a TCP has, in SecretKind order: all thirteen, the konnectivity ones only
+    when its addon is enabled."""
+    return tuple(k for k in SecretKind if konnectivity or k not in KONNECTIVITY_KINDS)
+
+
 CA_SIGNED_KINDS = tuple(k for k, p in PROFILES.items() if p.signer is Signer.CA)
 """Kinds re-issued when the TCP CA is rotated (certificates and every kubeconfig)."""
 
@@ -304,6 +311,24 @@ MOUNTED_KINDS: tuple[SecretKind, ...] = (
 )
 """Secrets the control-plane pods mount: a change of any of them needs a rollout (unlike
 Kamaji, the konnectivity Secrets and the datastore certificate included)."""
+
+
+STATUS_PATHS: dict[SecretKind, tuple[str, ...]] = {
+    SecretKind.CA: ("certificates", "ca"),
+    SecretKind.APISERVER: ("certificates", "apiServer"),
+    SecretKind.APISERVER_KUBELET_CLIENT: ("certificates", "apiServerKubeletClient"),
+    SecretKind.FRONT_PROXY_CA: ("certificates", "frontProxyCA"),
+    SecretKind.FRONT_PROXY_CLIENT: ("certificates", "frontProxyClient"),
+    SecretKind.SA: ("certificates", "sa"),
+    SecretKind.ADMIN_KUBECONFIG: ("kubeconfig", "admin"),
+    SecretKind.CONTROLLER_MANAGER_KUBECONFIG: ("kubeconfig", "controllerManager"),
+    SecretKind.SCHEDULER_KUBECONFIG: ("kubeconfig", "scheduler"),
+    SecretKind.DATASTORE_CERTIFICATE: ("storage", "certificate"),
+    SecretKind.DATASTORE_CONFIG: ("storage", "config"),
+    SecretKind.KONNECTIVITY_CERTIFICATE: ("addons", "konnectivity", "certificate"),
+    SecretKind.KONNECTIVITY_KUBECONFIG: ("addons", "konnectivity", "kubeconfig"),
+}
+"""Where the TCP status records each Secret (Kamaji's layout, `TenantControlPlaneStatus`)."""
 
 
 def dependents(kind: SecretKind, present: Sequence[SecretKind]) -> tuple[SecretKind, ...]:

@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libs.pki.errors import SpecError
-from libs.pki.profiles import KONNECTIVITY_KINDS, SecretKind
+from libs.pki.profiles import SecretKind, kinds_for
 
 DEFAULT_PORT = 6443
+
+# The TCP status phases certlc writes (`status.kubernetesResources.version.status`, Kamaji's).
+PHASE_READY = "Ready"
+PHASE_CA_ROTATING = "CertificateAuthorityRotating"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
 DEFAULT_DATASTORE = "default"
@@ -195,4 +199,4 @@ def apiserver_sans(tcp: TcpSpec) -> SubjectAltNames:
 
 def managed_kinds(tcp: TcpSpec) -> tuple[SecretKind, ...]:
     """The Secret kinds this TCP has, in SecretKind order (konnectivity ones when enabled)."""
-    return tuple(k for k in SecretKind if tcp.konnectivity or k not in KONNECTIVITY_KINDS)
+    return kinds_for(konnectivity=tcp.konnectivity)

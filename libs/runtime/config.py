@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rollout_settle: timedelta = timedelta(seconds=1)
     rollout_timeout: timedelta = timedelta(minutes=10)
     rollout_recheck: timedelta = timedelta(seconds=1)  # first re-check of a rollout; doubles
-    rollout_recheck_max: timedelta = timedelta(seconds=30)
+    rollout_recheck_max: timedelta = timedelta(seconds=10)
     # concurrency
     max_concurrency: int = 4
 

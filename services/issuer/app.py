@@ -42,7 +42,7 @@ from libs.runtime.config import Settings
 from libs.runtime.records import RotationStore
 from libs.runtime.service import publish_audit, run_consumer_service
 from services.issuer.gather import Gone, gather
-from services.issuer.plan import IssueSettings, Plan, PlanError, Write, plan
+from services.issuer.plan import IssueSettings, Plan, PlanError, SkipCause, Write, plan
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class Issuer:
             outcome = await self.write(cmd, write)
             written.append(outcome)
             await self.audit_write(cmd, write, outcome, now)
-        done = [s for s in result.skipped if s.why == "already written by this rotation"]
+        done = [s for s in result.skipped if s.cause is SkipCause.DONE]
         written.extend(
             WrittenSecret(
                 name=f"{cmd.tcp}-{s.kind.value}",

@@ -17,6 +17,7 @@ labels, owner reference, checksum and rotate annotations.
 from __future__ import annotations
 
 import base64
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -90,9 +91,15 @@ class Write:
     data: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
 
+class SkipCause(enum.Enum):
+    DONE = "already written by this rotation"
+    SUPERSEDED = "changed since the decision"
+
+
 @dataclass(frozen=True, slots=True)
 class Skip:
     kind: SecretKind
+    cause: SkipCause
     why: str
 
 
@@ -156,7 +163,7 @@ def secret_body(
 def _status(kind: SecretKind, cmd: RotateCommand, g: Gathered) -> Skip | None:
     existing = g.secrets.get(kind)
     if existing is not None and existing.annotations.get(ROTATION_ANNOTATION) == cmd.id:
-        return Skip(kind, "already written by this rotation")
+        return Skip(kind, SkipCause.DONE, SkipCause.DONE.value)
     forced = cmd.ca_rotation and kind is not SecretKind.CA
     if forced:
         return None
@@ -165,9 +172,14 @@ def _status(kind: SecretKind, cmd: RotateCommand, g: Gathered) -> Skip | None:
         return None
     current = existing.resource_version if existing else None
     if expected.startswith("deleted@"):
-        return None if current is None else Skip(kind, "re-created since the decision")
+        return (
+            None
+            if current is None
+            else Skip(kind, SkipCause.SUPERSEDED, "re-created since the decision")
+        )
     if current != expected:
-        return Skip(kind, f"changed since the decision (version {expected} -> {current})")
+        why = f"changed since the decision (version {expected} -> {current})"
+        return Skip(kind, SkipCause.SUPERSEDED, why)
     return None
 
 

@@ -33,11 +33,11 @@ from libs.contracts.messages import Reason, SecretObserved, TcpObserved
 from libs.contracts.records import Phase, RotationRecord, Stage
 from libs.pki.profiles import (
     CA_SIGNED_KINDS,
-    KONNECTIVITY_KINDS,
     Category,
     SecretKind,
     Signer,
     dependents,
+    kinds_for,
     profile,
 )
 
@@ -193,7 +193,7 @@ def evaluate(
 
 def managed_kinds(tcp: TcpObserved) -> tuple[SecretKind, ...]:
     """The Secrets a TCP has: all thirteen, the konnectivity ones only when enabled."""
-    return tuple(k for k in SecretKind if tcp.konnectivity or k not in KONNECTIVITY_KINDS)
+    return kinds_for(konnectivity=tcp.konnectivity)
 
 
 def evidence_of(kind: SecretKind, state: TcpState) -> str:

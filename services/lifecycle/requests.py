@@ -12,7 +12,8 @@ import hashlib
 from dataclasses import dataclass
 
 from libs.contracts.api import RotateRequest, ServiceErrorCode, Target
-from libs.pki.profiles import Lifecycle, SecretKind, dependents, profile
+from libs.contracts.targets import target_kinds
+from libs.pki.profiles import SecretKind
 from services.lifecycle.policy import TcpState, ca_rotation_open, evidence_of, managed_kinds
 
 
@@ -47,23 +48,19 @@ def _secret_kind(request: RotateRequest) -> SecretKind | Rejected:
 def _targets(
     request: RotateRequest, present: tuple[SecretKind, ...]
 ) -> tuple[SecretKind, ...] | Rejected:
-    match request.target:
-        case Target.CA:
-            return (SecretKind.CA, *dependents(SecretKind.CA, present))
-        case Target.X509:
-            return tuple(k for k in present if profile(k).lifecycle is Lifecycle.X509)
-        case Target.KUBECONFIG:
-            return tuple(k for k in present if profile(k).lifecycle is Lifecycle.KUBECONFIG)
-        case _:
-            kind = _secret_kind(request)
-            if isinstance(kind, Rejected):
-                return kind
-            if kind not in present:
-                return Rejected(
-                    ServiceErrorCode.NOT_FOUND,
-                    f"Secret {request.tcp}-{kind.value} is not managed for this TenantControlPlane",
-                )
-            return (kind, *dependents(kind, present))
+    kind: SecretKind | None = None
+    if request.target is Target.SECRET:
+        found = _secret_kind(request)
+        if isinstance(found, Rejected):
+            return found
+        kind = found
+    kinds = target_kinds(request.target, kind, present)
+    if kind is not None and not kinds:
+        return Rejected(
+            ServiceErrorCode.NOT_FOUND,
+            f"Secret {request.tcp}-{kind.value} is not managed for this TenantControlPlane",
+        )
+    return kinds
 
 
 def resolve(request: RotateRequest, state: TcpState | None) -> Accepted | Rejected:

@@ -34,7 +34,7 @@ from libs.contracts.records import Phase, RolloutSeen, RolloutState, RotationRec
 from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, KubeError, NotFound, RetryableKubeError
-from libs.pki import CHECKSUM_ANNOTATION, SecretKind, checksum, secret_name
+from libs.pki import CHECKSUM_ANNOTATION, STATUS_PATHS, SecretKind, checksum, secret_name
 from libs.runtime import metrics
 from libs.runtime.config import Settings
 from libs.runtime.records import RotationStore
@@ -45,7 +45,6 @@ from services.rollout.plan import (
     CA_ROTATING,
     DEADLINE_EXCEEDED,
     READY,
-    STATUS_PATHS,
     SecretFact,
     deployment_patch,
     judge,

@@ -15,33 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from libs.contracts.records import RolloutState
-from libs.pki.profiles import MOUNTED_KINDS, SecretKind
+from libs.pki.profiles import MOUNTED_KINDS, STATUS_PATHS, SecretKind
+from libs.pki.tcp import PHASE_CA_ROTATING, PHASE_READY
 
 LABEL_PREFIX = "component.kamaji.clastix.io/"
-READY = "Ready"
-CA_ROTATING = "CertificateAuthorityRotating"
+READY = PHASE_READY
+CA_ROTATING = PHASE_CA_ROTATING
 DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
-K = SecretKind
 MOUNTED = MOUNTED_KINDS
-
-# Where each Secret is recorded in the TCP status (Kamaji's layout).
-STATUS_PATHS: dict[SecretKind, tuple[str, ...]] = {
-    K.CA: ("certificates", "ca"),
-    K.APISERVER: ("certificates", "apiServer"),
-    K.APISERVER_KUBELET_CLIENT: ("certificates", "apiServerKubeletClient"),
-    K.FRONT_PROXY_CA: ("certificates", "frontProxyCA"),
-    K.FRONT_PROXY_CLIENT: ("certificates", "frontProxyClient"),
-    K.SA: ("certificates", "sa"),
-    K.ADMIN_KUBECONFIG: ("kubeconfig", "admin"),
-    K.CONTROLLER_MANAGER_KUBECONFIG: ("kubeconfig", "controllerManager"),
-    K.SCHEDULER_KUBECONFIG: ("kubeconfig", "scheduler"),
-    K.DATASTORE_CERTIFICATE: ("storage", "certificate"),
-    K.DATASTORE_CONFIG: ("storage", "config"),
-    K.KONNECTIVITY_CERTIFICATE: ("addons", "konnectivity", "certificate"),
-    K.KONNECTIVITY_KUBECONFIG: ("addons", "konnectivity", "kubeconfig"),
-}
-del K
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from libs.cli._rotate import (
     parse_target,
     plan_dry_run,
     render_dry_run,
-    target_kinds,
+    spec_kinds,
 )
 from libs.contracts import api
 from libs.contracts.api import RotateAccepted, RotateRequest, Target
@@ -40,18 +40,21 @@ TCP = "k8s-126"
     "target",
     ["x509", "kubeconfig", "ca", *(k.value for k in SecretKind), f"{TCP}-admin-kubeconfig"],
 )
-def test_target_kinds_are_lifecycles(target: str, konnectivity: bool) -> None:
+def test_the_dry_run_and_lifecycle_resolve_a_target_alike(target: str, konnectivity: bool) -> None:
     spec = parse_target(TCP, target)
     present = managed_kinds(
         TcpSpec(name=TCP, namespace="default", address="10.0.0.1", konnectivity=konnectivity)
     )
     request = RotateRequest(namespace="default", tcp=TCP, target=spec.target, secret=spec.secret)
     theirs = _targets(request, present)
-    ours = target_kinds(spec, present)
+    ours = spec_kinds(spec, present)
     if isinstance(theirs, Rejected):
         assert ours == ()
+        assert spec.kind is not None
+        assert spec.kind not in present
     else:
         assert ours == theirs
+        assert ours, "every target of a present Secret re-issues something"
 
 
 def test_parse_target() -> None:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from certlc_dev.devenv import seed
-from libs.pki import TcpSpec
-from services.rollout.plan import STATUS_PATHS, SecretFact, status_patch
+from libs.pki import STATUS_PATHS, TcpSpec
+from services.rollout.plan import SecretFact, status_patch
 from services.watcher.facts import observe_datastore, observe_tcp
 from tests.deploy.manifests import render
 

@@ -164,6 +164,7 @@ class Stack:
             check=False,
         )
         assert result.returncode in (0, 1), f"certlc {' '.join(args)}: {result.stderr}"
+        assert result.stdout, f"certlc {' '.join(args)} printed nothing: {result.stderr}"
         return result.stdout
 
     def settled(self, tcp: str, count: int, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
@@ -174,7 +175,13 @@ class Stack:
             f"{count} Secrets of {tcp}",
         )
         wait_for(lambda: self.deployment_done(tcp), timeout, f"rollout of {tcp}")
+        wait_for(lambda: self.rotations_done(tcp), timeout, f"the rotations of {tcp} completed")
         return secrets
+
+    def rotations_done(self, tcp: str) -> bool:
+        """Every rotation record of `tcp` completed (rollout notices a finished rollout at its
+        next re-check of it)."""
+        return all(r["phase"] == "completed" for r in self.tap.records(tcp).values())
 
     def first_issued(self, tcp: str, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
         """Wait until a new TCP has its 13 Secrets and the rollout of them has completed (its
