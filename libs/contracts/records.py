@@ -87,6 +87,7 @@ class RotationRecord(Fact, frozen=True, kw_only=True):
     phase: Phase
     stage: Stage = Stage.NONE
     attempts: int = 0  # issuance attempts started
+    resends: int = 0  # times lifecycle sent the command again while nobody took it up
     last_error: str = ""
     next_retry: datetime | None = None
     rollout: RolloutState = RolloutState.NONE
@@ -251,7 +252,8 @@ def _requested(record: RotationRecord | None, obs: Requested) -> Step:
         )
         return Step(again, True)
     if record.phase is Phase.REQUESTED and obs.at > record.updated_at:  # sent again: note when
-        return Step(msgspec.structs.replace(record, updated_at=obs.at), True)
+        again = msgspec.structs.replace(record, resends=record.resends + 1, updated_at=obs.at)
+        return Step(again, True)
     return _same(record, obs.at)
 
 

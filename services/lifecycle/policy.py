@@ -253,8 +253,8 @@ def resends(state: TcpState, now: datetime, cfg: PolicySettings) -> tuple[Resend
     """Recorded rotations to send again: lost, or failed with a new cause."""
     found: list[Resend] = []
     for record in state.rotations:
-        if record.phase is Phase.REQUESTED and now - record.updated_at >= cfg.resend_after:
-            why = f"not taken up within {cfg.resend_after}"
+        if record.phase is Phase.REQUESTED and now >= resend_due(record, cfg):
+            why = f"not taken up within {now - record.updated_at}"
             found.append(Resend(record, dict(record.signers), why, token=""))
         elif record.phase is Phase.FAILED and record.stage is Stage.ISSUE:
             kinds = [k for k in (kind_of(s) for s in record.secrets) if k is not None]
@@ -263,6 +263,12 @@ def resends(state: TcpState, now: datetime, cfg: PolicySettings) -> tuple[Resend
                 token = hashlib.sha256(repr(sorted(signers.items())).encode()).hexdigest()[:12]
                 found.append(Resend(record, signers, "a signing Secret changed", token))
     return tuple(found)
+
+
+def resend_due(record: RotationRecord, cfg: PolicySettings) -> datetime:
+    """When a command nobody took up is sent again: `resend_after`, doubling with each resend
+    (at most a day), so that a long backlog (a mass renewal) is not flooded with copies."""
+    return record.updated_at + cfg.resend_after * min(2**record.resends, 2880)
 
 
 def kind_of(value: str) -> SecretKind | None:
@@ -287,9 +293,7 @@ def _next_check(
         margin = cfg.ca_warning if profile(kind).category is Category.CA else cfg.deadline
         if s.cert.not_after - margin > now:
             times.append(s.cert.not_after - margin)
-    times.extend(
-        r.updated_at + cfg.resend_after for r in state.rotations if r.phase is Phase.REQUESTED
-    )
+    times.extend(resend_due(r, cfg) for r in state.rotations if r.phase is Phase.REQUESTED)
     return min(times) if times else None
 
 

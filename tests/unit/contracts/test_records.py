@@ -61,6 +61,7 @@ FAILED_ROLLOUT = rec(P.FAILED, stage=S.ROLLOUT, rollout=R.FAILED, last_error="de
         (FAILED_ISSUE, Requested(CMD, {"ca": "2"}, T1), P.REQUESTED, S.NONE, 2),  # new cause
         (FAILED_ISSUE, Requested(CMD, {"ca": "1"}, T1), P.FAILED, S.ISSUE, 2),  # same cause
         (rec(P.ISSUING, attempts=1), Requested(CMD, {"ca": "1"}, T1), P.ISSUING, S.NONE, 1),
+        (rec(P.REQUESTED), Requested(CMD, {"ca": "1"}, T1), P.REQUESTED, S.NONE, 0),  # re-sent
         # the issuer takes it, fails, retries
         (rec(P.REQUESTED), IssueStarted(CMD, T1), P.ISSUING, S.NONE, 1),
         (rec(P.ISSUING, attempts=1), IssueStarted(CMD, T1), P.ISSUING, S.NONE, 2),  # crashed
@@ -100,6 +101,12 @@ def test_should_move_a_record_only_as_the_table_says(
     if moved:
         assert step.changed
         assert step.record.updated_at == obs.at
+
+
+def test_should_count_the_copies_of_a_command_nobody_took_up() -> None:
+    again = advance(rec(P.REQUESTED), Requested(CMD, {"ca": "1"}, T1)).record
+    assert again is not None
+    assert (again.resends, again.updated_at) == (1, T1)
 
 
 def test_should_keep_the_error_and_the_next_retry_of_a_failed_issuance() -> None:

@@ -309,6 +309,14 @@ def test_should_send_again_a_command_nobody_took_up() -> None:
     [again] = decide(state, NOW + CFG.resend_after, CFG).resends
     assert again.record is waiting
     assert again.token == ""  # the same message id: de-duplicated if the first one did land
+    # Sent again twice already: the next copy waits four times as long (a backlog, not a loss).
+    twice = msgspec.structs.replace(waiting, resends=2)
+    later = TcpState(
+        tcp(), healthy(APISERVER=None), deleted_versions={K.APISERVER: "55"}, rotations=(twice,)
+    )
+    assert decide(later, NOW + 3 * CFG.resend_after, CFG).resends == ()
+    assert decide(later, NOW + 3 * CFG.resend_after, CFG).next_check == NOW + 4 * CFG.resend_after
+    assert len(decide(later, NOW + 4 * CFG.resend_after, CFG).resends) == 1
 
 
 def test_should_retry_a_failed_issuance_at_once_when_its_signer_changed() -> None:
