@@ -267,8 +267,8 @@ def resends(state: TcpState, now: datetime, cfg: PolicySettings) -> tuple[Resend
 
 def resend_due(record: RotationRecord, cfg: PolicySettings) -> datetime:
     """When a command nobody took up is sent again: `resend_after`, doubling with each resend
-    (at most a day), so that a long backlog (a mass renewal) is not flooded with copies."""
-    return record.updated_at + cfg.resend_after * min(2**record.resends, 2880)
+    (at most 4096 times as long), so that a long backlog (a mass renewal) is not flooded."""
+    return record.updated_at + cfg.resend_after * (1 << min(record.resends, 12))
 
 
 def kind_of(value: str) -> SecretKind | None:
