@@ -32,6 +32,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     resync: timedelta = timedelta(hours=10)  # publish every object's facts again; 0: never
     # lifecycle
     renew_deadline: timedelta = timedelta(hours=24)
+    renew_jitter: float = 0.25  # renewals spread over this share of the deadline, earlier
     ca_warning: timedelta = timedelta(days=365)
     loop_window: timedelta = timedelta(minutes=10)
     loop_limit: int = 3
@@ -52,6 +53,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_concurrency: int = 4
 
     def __post_init__(self) -> None:
+        if not 0 <= self.renew_jitter <= 1:
+            raise ValueError(f"renew_jitter must be within 0 and 1, got {self.renew_jitter}")
         try:
             self.nats_auth()
         except NatsAuthError as exc:  # msgspec reports it as a validation error

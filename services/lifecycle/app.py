@@ -46,6 +46,7 @@ from services.lifecycle.policy import (
     Rotation,
     TcpState,
     decide,
+    scheduled,
     signer_versions,
 )
 from services.lifecycle.requests import Rejected, resolve
@@ -70,6 +71,7 @@ class Lifecycle:
             loop_window=settings.loop_window,
             loop_limit=settings.loop_limit,
             resend_after=settings.resend_after,
+            jitter=settings.renew_jitter,
         )
         self.state = FleetState()
         self.store = RotationStore(bus, settings.stream_replicas)
@@ -204,10 +206,11 @@ class Lifecycle:
                 continue
             labels = (ns, name, observed.name, kind.value)
             current.add((observed.name, kind.value))
-            margin = self.policy.ca_warning if observed.cert.is_ca else self.policy.deadline
             metrics.CERT_EXPIRATION.labels(*labels).set(observed.cert.not_after.timestamp())
             metrics.CERT_NOT_BEFORE.labels(*labels).set(observed.cert.not_before.timestamp())
-            metrics.CERT_RENEWAL.labels(*labels).set((observed.cert.not_after - margin).timestamp())
+            due = scheduled(kind, observed, self.policy)
+            if due is not None:
+                metrics.CERT_RENEWAL.labels(*labels).set(due.timestamp())
         for secret, kind_name in self.exported.get(key, set()) - current:
             for gauge in (metrics.CERT_EXPIRATION, metrics.CERT_NOT_BEFORE, metrics.CERT_RENEWAL):
                 gauge.remove(ns, name, secret, kind_name)

@@ -7,7 +7,8 @@ gives the reason. The order is the policy:
     rotate-requested   annotation certs.kamaji.clastix.io/rotate is set to ""
     invalid            the watcher found a problem (key mismatch, wrong signer, SAN missing ...)
     not-yet-valid      NotBefore lies in the future
-    expiring           NotAfter < now + deadline (never for a CA: CAs are rotated by hand)
+    expiring           now >= NotAfter - deadline, earlier by up to `jitter` of the deadline
+                       by an amount fixed per certificate (never for a CA: rotated by hand)
 
 Around the chain: a paused TCP or Secret is left alone; while a CA rotation is open (its
 rotation record not completed) the Secrets it re-issues wait for it, except a missing one; a
@@ -49,6 +50,7 @@ class PolicySettings:
     loop_window: timedelta = timedelta(minutes=10)
     loop_limit: int = 3
     resend_after: timedelta = timedelta(seconds=30)
+    jitter: float = 0.25  # renewals spread over this share of the deadline, earlier
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +159,43 @@ def check_not_yet_valid(
     return None
 
 
+def spread(s: SecretObserved) -> float:
+    """A number in [0, 1) that only this certificate of this Secret has: the share of the jitter
+    span by which its renewal comes early. Derived from its identity (namespace, name, serial),
+    so every lifecycle replica, and a restarted one, computes the same moment, while
+    certificates issued together (the same NotAfter) fall due apart."""
+    serial = s.cert.serial if s.cert is not None else ""
+    digest = hashlib.sha256(f"{s.namespace}/{s.name}/{serial}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def renew_at(kind: SecretKind, s: SecretObserved, cfg: PolicySettings) -> datetime | None:
+    """When a certificate falls due: `NotAfter - deadline`, earlier by up to `jitter` of the
+    deadline (a CA never: it is rotated by hand); None without a certificate."""
+    if s.cert is None or profile(kind).category is Category.CA:
+        return None
+    return s.cert.not_after - cfg.deadline * (1 + cfg.jitter * spread(s))
+
+
+def scheduled(kind: SecretKind, s: SecretObserved, cfg: PolicySettings) -> datetime | None:
+    """The moment that matters for a certificate: a leaf's renewal (`renew_at`), a CA's entry
+    into its warning period. The renewal-time gauge shows it."""
+    if s.cert is None:
+        return None
+    return renew_at(kind, s, cfg) or s.cert.not_after - cfg.ca_warning
+
+
 def check_expiring(
     kind: SecretKind, s: SecretObserved | None, st: TcpState, now: datetime, cfg: PolicySettings
 ) -> Finding | None:
-    if s is None or s.cert is None or profile(kind).category is Category.CA:
+    due = renew_at(kind, s, cfg) if s is not None else None
+    if s is None or s.cert is None or due is None or now < due:
         return None
-    if s.cert.not_after < now + cfg.deadline:
-        return Finding(kind, Reason.EXPIRING, f"expires {s.cert.not_after.isoformat()}")
-    return None
+    return Finding(
+        kind,
+        Reason.EXPIRING,
+        f"expires {s.cert.not_after.isoformat()} (renewal due {due.isoformat()})",
+    )
 
 
 CHAIN: tuple[Check, ...] = (
@@ -290,9 +321,9 @@ def _next_check(
             continue
         if s.cert.not_before > now:
             times.append(s.cert.not_before)
-        margin = cfg.ca_warning if profile(kind).category is Category.CA else cfg.deadline
-        if s.cert.not_after - margin > now:
-            times.append(s.cert.not_after - margin)
+        due = scheduled(kind, s, cfg)
+        if due is not None and due > now:
+            times.append(due)
     times.extend(resend_due(r, cfg) for r in state.rotations if r.phase is Phase.REQUESTED)
     return min(times) if times else None
 

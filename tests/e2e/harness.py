@@ -90,6 +90,20 @@ class BusTap:
         ]
 
 
+def openssl_verify(workdir: Path, ca: bytes, cert: bytes) -> None:
+    """`openssl verify`: `cert` is signed by `ca` and valid now."""
+    ca_file, cert_file = workdir / "verify-ca.pem", workdir / "verify-cert.pem"
+    ca_file.write_bytes(ca)
+    cert_file.write_bytes(cert)
+    out = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca_file), str(cert_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 @dataclass
 class Stack:
     nats: NatsServer

@@ -5,7 +5,6 @@ the TCP Ready, at most one rollout more than needed, within 15 s of the restart.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from certlc_dev.devenv.stack import seed_datastores, seed_tenant
 from libs.pki import SecretKind, profile, secret_name
 from libs.pki.profiles import Signer
-from tests.e2e.harness import Stack, start_stack, wait_for
+from tests.e2e.harness import Stack, openssl_verify, start_stack, wait_for
 
 LABEL = "kamaji.clastix.io/certificate_lifecycle_controller"
 TCP = "victim"
@@ -63,19 +62,6 @@ def reached(
 def new_record(stack: Stack, known: set[str]) -> dict[str, Any] | None:
     fresh = [r for i, r in stack.tap.records(TCP).items() if i not in known]
     return max(fresh, key=lambda r: str(r["requested_at"])) if fresh else None
-
-
-def openssl_verify(workdir: Path, ca: bytes, cert: bytes) -> None:
-    ca_file, cert_file = workdir / "kp-ca.pem", workdir / "kp-cert.pem"
-    ca_file.write_bytes(ca)
-    cert_file.write_bytes(cert)
-    out = subprocess.run(
-        ["openssl", "verify", "-CAfile", str(ca_file), str(cert_file)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def run_point(stack: Stack, service: str, point: str) -> None:

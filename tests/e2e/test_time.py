@@ -29,6 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterat
         "CERTLC_LEAF_VALIDITY": "40s",
         "CERTLC_RENEW_DEADLINE": "25s",
         "CERTLC_LOOP_LIMIT": "1000",  # short-lived certificates renew every 15 s by design here
+        "CERTLC_RENEW_JITTER": "0",  # exactly at NotAfter - deadline (test_jitter spreads them)
     }
     for s in start_stack(Path(tmp_path_factory.mktemp("e2e-time")), kube_serving, settings):
         seed_datastores(s.sim, postgres=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -15,6 +16,7 @@ from services.lifecycle.policy import (
     TcpState,
     decide,
     managed_kinds,
+    renew_at,
     rotation_id,
 )
 
@@ -157,10 +159,48 @@ def test_should_renew_a_leaf_expiring_within_the_deadline() -> None:
 
 
 def test_should_not_renew_a_leaf_before_the_deadline_but_wake_up_at_it() -> None:
+    cfg = PolicySettings(jitter=0)
     later = secret(K.APISERVER, cert=cert(NOW + timedelta(hours=25)))
-    decision = decide(TcpState(tcp(), healthy(APISERVER=later)), NOW, CFG)
+    decision = decide(TcpState(tcp(), healthy(APISERVER=later)), NOW, cfg)
     assert decision.rotations == ()
     assert decision.next_check == NOW + timedelta(hours=1)
+
+
+def test_should_fall_due_at_a_moment_of_its_own_within_the_jitter_span() -> None:
+    """50 certificates issued together (the same NotAfter) fall due spread over a quarter of
+    the deadline before it; the same certificate always at the same moment."""
+    not_after = NOW + timedelta(days=300)
+    certs = [
+        secret(K.APISERVER, name=f"tcp-{i}-api-server-certificate",
+               cert=msgspec.structs.replace(cert(not_after), serial=f"{i:02x}"))
+        for i in range(50)
+    ]  # fmt: skip
+    due = [renew_at(K.APISERVER, c, CFG) for c in certs]
+    latest, earliest = not_after - CFG.deadline, not_after - CFG.deadline * 1.25
+    assert all(d is not None and earliest <= d <= latest for d in due)
+    moments = sorted(d for d in due if d is not None)
+    assert len(set(moments)) == 50
+    gaps = [b - a for a, b in itertools.pairwise([earliest, *moments, latest])]
+    assert max(gaps) < CFG.deadline * 0.25 / 5, "spread, not clustered"
+    assert [renew_at(K.APISERVER, c, CFG) for c in certs] == due  # the same every time
+    # A new certificate of the same Secret (another serial) gets another moment.
+    renewed = msgspec.structs.replace(
+        certs[0], cert=msgspec.structs.replace(cert(not_after), serial="ff")
+    )
+    assert renew_at(K.APISERVER, renewed, CFG) != due[0]
+    assert renew_at(K.CA, secret(K.CA), CFG) is None  # CAs are never renewed for their age
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.25, 1.0])
+def test_should_decide_and_wake_up_at_the_jittered_moment(jitter: float) -> None:
+    cfg = PolicySettings(jitter=jitter)
+    s = secret(K.APISERVER, cert=cert(NOW + timedelta(days=10)))
+    due = renew_at(K.APISERVER, s, cfg)
+    assert due is not None
+    state = TcpState(tcp(), healthy(APISERVER=s))
+    assert decide(state, due - timedelta(seconds=1), cfg).rotations == ()
+    assert decide(state, due - timedelta(seconds=1), cfg).next_check == due
+    assert [r.reason for r in decide(state, due, cfg).rotations] == [Reason.EXPIRING]
 
 
 def test_should_never_rotate_a_ca_for_its_age_but_warn_under_a_year() -> None:
