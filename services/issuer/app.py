@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from libs.bus import Bus, Delivery, publish
 from libs.bus.backoff import Backoff
@@ -42,11 +43,18 @@ from libs.runtime.config import Settings
 from libs.runtime.records import RotationStore
 from libs.runtime.service import publish_audit, run_consumer_service
 from services.issuer.gather import Gone, gather
-from services.issuer.plan import IssueSettings, Plan, PlanError, SkipCause, Write, plan
+from services.issuer.plan import Gathered, IssueSettings, Plan, PlanError, SkipCause, Write, plan
 
 log = logging.getLogger(__name__)
 
 PAST_ISSUING = frozenset({Phase.WRITTEN, Phase.ROLLING_OUT, Phase.COMPLETED})
+
+
+async def _discard(task: asyncio.Future[Any]) -> None:
+    """Cancel work no longer needed, and let it end (its error, if any, no longer matters)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 class Replan(TemporaryError):
@@ -77,15 +85,22 @@ class Issuer:
             raise PermanentError(f"malformed rotate command on {delivery.subject}: {exc}") from None
         extra = {"namespace": cmd.namespace, "tcp": cmd.tcp, "rotation_id": cmd.id}
         metrics.CONSUMER_PENDING.labels("issuer").set(delivery.num_pending)
-        record = await self.records.advance(
-            cmd.namespace, cmd.tcp, cmd.id, IssueStarted(cmd, datetime.now(UTC))
-        )
+        # The record's step and the reads overlap: neither waits for the other.
+        reads = asyncio.ensure_future(gather(self.kube, cmd))
+        try:
+            record = await self.records.advance(
+                cmd.namespace, cmd.tcp, cmd.id, IssueStarted(cmd, datetime.now(UTC))
+            )
+        except BaseException:
+            await _discard(reads)
+            raise
         if record is not None and record.phase in PAST_ISSUING:
+            await _discard(reads)
             log.info("rotation already written (%s); nothing to do", record.phase, extra=extra)
             return
         outcome = metrics.ROTATIONS.labels(cmd.reason.value, "failed")
         try:
-            await self.rotate(cmd, delivery)
+            await self.rotate(cmd, await reads, delivery)
             outcome = metrics.ROTATIONS.labels(cmd.reason.value, "success")
         except Replan:
             outcome = metrics.ROTATIONS.labels(cmd.reason.value, "retried")
@@ -137,8 +152,7 @@ class Issuer:
         await publish_audit(self.bus, event, f"{cmd.id}:{attempt}")
         return TemporaryError(message, delay=delay)
 
-    async def rotate(self, cmd: RotateCommand, delivery: Delivery) -> None:
-        gathered = await gather(self.kube, cmd)
+    async def rotate(self, cmd: RotateCommand, gathered: Gathered, delivery: Delivery) -> None:
         now = datetime.now(UTC)
         result: Plan = await asyncio.to_thread(plan, cmd, gathered, now, self.cfg)
         await delivery.in_progress()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import heapq
 import logging
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from libs.contracts.api import (
 from libs.contracts.codec import MalformedMessage, decode_event, decode_request, encode
 from libs.contracts.messages import DataStoreObserved, Reason, RotateCommand, TcpDeleted
 from libs.contracts.records import ROTATIONS_BUCKET, Requested, key_parts
+from libs.pki import SecretKind
 from libs.runtime import metrics, topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
@@ -55,6 +57,13 @@ from services.lifecycle.state import FleetState, TcpKey
 log = logging.getLogger(__name__)
 
 RETRY_EVALUATION = timedelta(seconds=5)  # after an evaluation failed (NATS away, ...)
+REEVALUATION_SLICES = 30  # a re-evaluation period is spread over this many short bursts
+
+
+def spread_of(key: TcpKey) -> float:
+    """A fixed number in [0, 1) per TCP: where in each re-evaluation period it comes."""
+    digest = hashlib.sha256(f"{key[0]}/{key[1]}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def now_utc() -> datetime:
@@ -84,6 +93,7 @@ class Lifecycle:
         self.lock = asyncio.Lock()
         self.wake_at: datetime | None = None  # when the evaluator wakes up by itself
         self.exported: dict[TcpKey, set[tuple[str, str]]] = {}  # metric label sets per TCP
+        self.exported_serials: dict[TcpKey, tuple[tuple[SecretKind, str], ...]] = {}
 
     # --- events --------------------------------------------------------------------------
 
@@ -135,11 +145,14 @@ class Lifecycle:
                 await asyncio.wait_for(stop.wait(), timeout=period)
             if stop.is_set() or not self.ready():
                 continue
-            dropped = self.state.prune(
-                now_utc(), max(self.policy.loop_window, self.settings.reevaluate)
-            )
+            now = now_utc()
+            dropped = self.state.prune(now, max(self.policy.loop_window, self.settings.reevaluate))
             log.debug("re-evaluating every TCP", extra={"pruned_records": dropped})
-            self.schedule(None, now_utc())
+            # Each TCP in its own slice of the period: a fleet is re-evaluated a thirtieth at a
+            # time, never in one burst that would delay the events arriving meanwhile.
+            slice_length = self.settings.reevaluate / REEVALUATION_SLICES
+            for key in list(self.state.tcps):
+                self.schedule(key, now + slice_length * int(REEVALUATION_SLICES * spread_of(key)))
 
     def schedule(self, key: TcpKey | None, when: datetime) -> None:
         keys = [key] if key is not None else list(self.state.tcps)
@@ -198,8 +211,19 @@ class Lifecycle:
             await self.act(key, decision, now)
 
     def export(self, key: TcpKey, view: TcpState | None) -> None:
-        """Certificate gauges for the TCP's Secrets; series of vanished ones are removed."""
+        """Certificate gauges for the TCP's Secrets; series of vanished ones are removed.
+        Nothing is written when the certificates are those already exported (a re-evaluation
+        of an unchanged TCP)."""
         ns, name = key
+        seen = tuple(
+            (kind, s.cert.serial) for kind, s in (view.secrets.items() if view else ()) if s.cert
+        )
+        if self.exported_serials.get(key) == seen:
+            return
+        if seen:
+            self.exported_serials[key] = seen
+        else:
+            self.exported_serials.pop(key, None)
         current: set[tuple[str, str]] = set()
         for kind, observed in view.secrets.items() if view is not None else ():
             if observed.cert is None:
