@@ -10,10 +10,11 @@ kind-specific rules to `kinds.py`. It speaks in dicts and `Stored` objects and r
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from certlc_dev.kubesim.crds import SchemaKey, load_schemas
 from certlc_dev.kubesim.deletion import Deleter, Preconditions
 from certlc_dev.kubesim.errors import (
     AlreadyExists,
@@ -29,6 +30,7 @@ from certlc_dev.kubesim.errors import (
 from certlc_dev.kubesim.events import ADDED, MODIFIED, Stored, Subscription
 from certlc_dev.kubesim.kinds import strategy_for
 from certlc_dev.kubesim.paging import ListResult, Pager
+from certlc_dev.kubesim.pruning import Schema, prune
 from certlc_dev.kubesim.resources import Generation, Registry, ResourceType
 from certlc_dev.kubesim.scale import desired_replicas, scale_of, with_replicas
 from certlc_dev.kubesim.selectors import Matcher
@@ -57,10 +59,25 @@ __all__ = ["Api", "Preconditions", "MERGE_PATCH"]
 class Api:
     """Kubernetes API semantics over a `Store`."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        schemas: Mapping[SchemaKey, Schema] | None = None,
+    ) -> None:
+        """`schemas`: the custom resources' schemas (default: deploy/crds)."""
         self.store = store
         self.registry: Registry = store.registry
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.schemas = load_schemas() if schemas is None else schemas
+        missing = [
+            rt.group_resource
+            for rt in self.registry
+            if rt.custom and (rt.group, rt.version, rt.plural) not in self.schemas
+        ]
+        if missing:
+            raise ValueError(f"no schema for the custom resources {', '.join(missing)}")
         self.pager = Pager()
         self.namespaces = self.registry.resolve("namespaces")
         self.deleter = Deleter(store, self.namespaces, self.now)
@@ -82,6 +99,13 @@ class Api:
                 f"in namespace {namespace} because it is being terminated",
                 details={"name": namespace, "kind": rt.plural},
             )
+
+    def _decoded(self, rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
+        """A custom resource as the API server decodes it: pruned by its version's schema."""
+        if not rt.custom:
+            return body
+        pruned: dict[str, Any] = prune(self.schemas[(rt.group, rt.version, rt.plural)], body).value
+        return pruned
 
     def require(self, rt: ResourceType, namespace: str, name: str) -> Stored:
         stored = self.store.get(rt, namespace, name)
@@ -147,8 +171,9 @@ class Api:
     ) -> Stored:
         """POST: validate and store a new object. `keep_status` is for seeding from tests."""
         with self.store.lock:
-            meta = metadata_of(rt, body)
-            obj: dict[str, Any] = body
+            metadata_of(rt, body)
+            obj = self._decoded(rt, body)
+            meta = obj["metadata"]
             set_scope(rt, meta, namespace)
             if meta.get("resourceVersion"):
                 raise InternalError("resourceVersion should not be set on objects to be created")
@@ -256,6 +281,7 @@ class Api:
         subresource: str | None,
         dry_run: bool,
     ) -> Stored:
+        obj = self._decoded(rt, obj)
         if subresource == "status":
             new = status_write(rt, thaw(old), obj)
         else:
