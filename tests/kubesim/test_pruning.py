@@ -15,8 +15,11 @@ from kubernetes import client
 
 from certlc_dev.kubesim import KubeSim
 from certlc_dev.kubesim.crds import load_schemas, schemas_of
+from certlc_dev.kubesim.errors import BadRequest
 from certlc_dev.kubesim.pruning import Schema, prune
-from tests.kubesim.helpers import TCP_API, datastore, tcp, tcp_status
+from certlc_dev.kubesim.resources import Registry
+from certlc_dev.kubesim.writes import FieldValidation, warning_header
+from tests.kubesim.helpers import TCP_API, datastore, status_of, tcp, tcp_status
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 Obj = dict[str, Any]
@@ -248,6 +251,35 @@ def test_what_certlc_seeds_is_kept_whole() -> None:
     assert prune(schemas[("kamaji.clastix.io", "v1alpha1", DS)], store) == (store, ())
 
 
+def test_field_validation_directives() -> None:
+    datastores = Registry().resolve("datastores")
+    unknown = ["spec.a", "status.b"]
+    ignore = FieldValidation.parse("Ignore")
+    ignore.unknown_fields(datastores, unknown, patch=False)
+    assert ignore.warnings == []
+    warn = FieldValidation.parse(None)  # the API server's default
+    warn.unknown_fields(datastores, unknown, patch=False)
+    assert warn.warnings == ['unknown field "spec.a"', 'unknown field "status.b"']
+    assert warning_header(warn.warnings) == (
+        '299 - "unknown field \\"spec.a\\"", 299 - "unknown field \\"status.b\\""'
+    )
+    strict = FieldValidation.parse("Strict")
+    strict.unknown_fields(datastores, [], patch=False)  # nothing unknown: fine
+    with pytest.raises(BadRequest) as created:
+        strict.unknown_fields(datastores, unknown, patch=False)
+    assert created.value.message == (
+        'DataStore in version "v1alpha1" cannot be handled as a DataStore: strict decoding '
+        'error: unknown field "spec.a", unknown field "status.b"'
+    )
+    with pytest.raises(BadRequest) as patched:
+        strict.unknown_fields(datastores, unknown, patch=True)
+    assert patched.value.message == (
+        'strict decoding error: unknown field "spec.a", unknown field "status.b"'
+    )
+    with pytest.raises(BadRequest, match="fieldValidation: Unsupported value"):
+        FieldValidation.parse("strict")
+
+
 # --- through the official client ------------------------------------------------------------
 
 
@@ -343,6 +375,26 @@ def test_main_resource_writes_are_pruned(custom: client.CustomObjectsApi) -> Non
     assert replaced["metadata"]["resourceVersion"] == patched["metadata"]["resourceVersion"]
 
 
+def test_strict_field_validation_refuses_unknown_fields(custom: client.CustomObjectsApi) -> None:
+    body = {**datastore("d"), "extra": 1}
+    with pytest.raises(client.ApiException) as refused:
+        custom.create_cluster_custom_object(*TCP_API, DS, body, field_validation="Strict")
+    assert refused.value.status == 400
+    assert status_of(refused.value)["message"] == (
+        'DataStore in version "v1alpha1" cannot be handled as a DataStore: strict decoding '
+        'error: unknown field "extra"'
+    )
+    custom.create_cluster_custom_object(*TCP_API, DS, datastore("d"), field_validation="Strict")
+    with pytest.raises(client.ApiException) as patch_refused:
+        custom.patch_cluster_custom_object_status(
+            *TCP_API, DS, "d", {"status": {"ready": True, "madeUp": 1}}, field_validation="Strict"
+        )
+    assert status_of(patch_refused.value)["message"] == (
+        'strict decoding error: unknown field "status.madeUp"'
+    )
+    assert "status" not in custom.get_cluster_custom_object(*TCP_API, DS, "d")
+
+
 def test_tcp_spec_keeps_unknown_fields_where_the_schema_preserves_them(
     custom: client.CustomObjectsApi,
 ) -> None:
@@ -385,9 +437,10 @@ def test_scale_keeps_the_status_kamaji_declares(
 def test_kubectl_status_patch_loses_an_unknown_field(kubectl: Kubectl, kube_sim: KubeSim) -> None:
     kube_sim.create({**tcp("k8s-126"), "status": tcp_status("k8s-126")}, keep_status=True)
     patch = {"status": {"controlPlaneEndpoint": "10.0.0.7:6443", "madeUp": "lost"}}
-    kubectl(
+    patched = kubectl(
         "patch", "tcp", "k8s-126", "--subresource=status", "--type=merge", "-p", json.dumps(patch)
     )
+    assert patched.stderr == 'Warning: unknown field "status.madeUp"\n'  # the default: Warn
     stored = json.loads(kubectl("get", "tcp", "k8s-126", "-o", "json").stdout)
     assert stored["status"] == {**tcp_status("k8s-126"), "controlPlaneEndpoint": "10.0.0.7:6443"}
     columns = kubectl("get", "tcp", "k8s-126", "--no-headers").stdout.split()
@@ -401,6 +454,13 @@ def test_kubectl_apply_stores_the_pruned_object(
     body["spec"]["basicAuth"] = {"username": {"content": "dXNlcg==", "x": 1}}
     manifest = tmp_path / "datastore.json"
     manifest.write_text(json.dumps(body))
+    refused = kubectl("apply", "-f", str(manifest), check=False)  # --validate=strict by default
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith(
+        'DataStore in version "v1alpha1" cannot be handled as a DataStore: strict decoding '
+        'error: unknown field "spec.basicAuth.username.x"'
+    )
+    assert kube_sim.try_get("datastores", "d") is None
     kubectl("apply", "-f", str(manifest), "--validate=false")
     stored = kube_sim.get("datastores", "d")
     assert stored["spec"]["basicAuth"] == {"username": {"content": "dXNlcg=="}}

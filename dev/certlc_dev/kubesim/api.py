@@ -40,6 +40,7 @@ from certlc_dev.kubesim.validation import metadata_errors, name_errors
 from certlc_dev.kubesim.writes import (
     MERGE_PATCH,
     SERVER_FIELDS,
+    FieldValidation,
     apply_patch,
     check_name,
     finish,
@@ -100,12 +101,23 @@ class Api:
                 details={"name": namespace, "kind": rt.plural},
             )
 
-    def _decoded(self, rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
-        """A custom resource as the API server decodes it: pruned by its version's schema."""
+    def _decoded(
+        self,
+        rt: ResourceType,
+        body: dict[str, Any],
+        fields: FieldValidation | None,
+        *,
+        patch: bool = False,
+    ) -> dict[str, Any]:
+        """A custom resource as the API server decodes it: pruned by its version's schema,
+        the dropped fields reported as `fields` asks (None: silently)."""
         if not rt.custom:
             return body
-        pruned: dict[str, Any] = prune(self.schemas[(rt.group, rt.version, rt.plural)], body).value
-        return pruned
+        pruned, unknown = prune(self.schemas[(rt.group, rt.version, rt.plural)], body)
+        if fields is not None:
+            fields.unknown_fields(rt, unknown, patch=patch)
+        decoded: dict[str, Any] = pruned
+        return decoded
 
     def require(self, rt: ResourceType, namespace: str, name: str) -> Stored:
         stored = self.store.get(rt, namespace, name)
@@ -168,11 +180,12 @@ class Api:
         *,
         dry_run: bool = False,
         keep_status: bool = False,
+        fields: FieldValidation | None = None,
     ) -> Stored:
         """POST: validate and store a new object. `keep_status` is for seeding from tests."""
         with self.store.lock:
             metadata_of(rt, body)
-            obj = self._decoded(rt, body)
+            obj = self._decoded(rt, body, fields)
             meta = obj["metadata"]
             set_scope(rt, meta, namespace)
             if meta.get("resourceVersion"):
@@ -213,11 +226,14 @@ class Api:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        fields: FieldValidation | None = None,
     ) -> Stored:
         """PUT: replace an object (or its status) with a resourceVersion precondition."""
         with self.store.lock:
             old = self.require(rt, namespace, name)
-            meta = metadata_of(rt, body)
+            metadata_of(rt, body)
+            obj = self._decoded(rt, body, fields)
+            meta = obj["metadata"]
             check_name(meta, name)
             set_scope(rt, meta, namespace)
             rv = meta.get("resourceVersion")
@@ -229,7 +245,7 @@ class Api:
                 )
             if rv not in (None, "") and str(rv) != str(old.rv):
                 raise Conflict.object(rt, name)
-            return self._write(rt, old, body, subresource, dry_run)
+            return self._write(rt, old, obj, subresource, dry_run)
 
     def patch(
         self,
@@ -241,18 +257,21 @@ class Api:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        fields: FieldValidation | None = None,
     ) -> Stored:
         """PATCH in one of the three patch formats; a resourceVersion inside is a precondition."""
         with self.store.lock:
             old = self.require(rt, namespace, name)
             patched = apply_patch(rt, content_type, thaw(old), patch)
-            meta = metadata_of(rt, patched)
+            metadata_of(rt, patched)
+            obj = self._decoded(rt, patched, fields, patch=True)
+            meta = obj["metadata"]
             check_name(meta, name)
             set_scope(rt, meta, namespace)
             rv = meta.get("resourceVersion")
             if rv not in (None, "") and str(rv) != str(old.rv):
                 raise Conflict.object(rt, name)
-            return self._write(rt, old, patched, subresource, dry_run)
+            return self._write(rt, old, obj, subresource, dry_run)
 
     def _main_write(self, rt: ResourceType, old: Stored, new: dict[str, Any]) -> dict[str, Any]:
         """A write to the main resource: server fields and status kept, kind rules applied."""
@@ -281,7 +300,6 @@ class Api:
         subresource: str | None,
         dry_run: bool,
     ) -> Stored:
-        obj = self._decoded(rt, obj)
         if subresource == "status":
             new = status_write(rt, thaw(old), obj)
         else:
@@ -326,7 +344,9 @@ class Api:
             )
             if rv not in (None, "") and str(rv) != str(old.rv):
                 raise Conflict.object(rt, name)
-            updated = with_replicas(rt, thaw(old), desired_replicas(wanted))
+            updated = self._decoded(
+                rt, with_replicas(rt, thaw(old), desired_replicas(wanted)), None
+            )
             return scale_of(rt, self._write(rt, old, updated, None, dry_run).obj)
 
     # ------------------------------------------------------------------ delete
