@@ -419,16 +419,16 @@ def test_dry_run_and_seeding_are_pruned(kube_sim: KubeSim, custom: client.Custom
 def test_scale_keeps_the_status_kamaji_declares(
     kube_sim: KubeSim, custom: client.CustomObjectsApi
 ) -> None:
-    status = {"kubernetesResources": {"deployment": {"replicas": 2, "selector": "a=b", "x": 1}}}
+    deployment = {"name": "t", "namespace": "default", "replicas": 2, "selector": "a=b"}
+    status = {"kubernetesResources": {"deployment": {**deployment, "x": 1}}}
     kube_sim.create({**tcp("t"), "status": status}, keep_status=True)
     scale = custom.patch_namespaced_custom_object_scale(
         *TCP_API, "default", TCP, "t", {"spec": {"replicas": 3}}
     )
-    assert scale["spec"]["replicas"] == 3
+    assert (scale["spec"]["replicas"], scale["status"]["replicas"]) == (3, 2)
     stored = kube_sim.get("tcp", "t")
-    assert stored["status"] == {
-        "kubernetesResources": {"deployment": {"replicas": 2, "selector": "a=b"}}
-    }
+    assert stored["spec"]["controlPlane"] == {"deployment": {"replicas": 3}}
+    assert stored["status"] == {"kubernetesResources": {"deployment": deployment}}
 
 
 # --- through kubectl ------------------------------------------------------------------------
