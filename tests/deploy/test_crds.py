@@ -1,10 +1,10 @@
 """deploy/crds: Kamaji's TenantControlPlane and DataStore definitions for clusters without Kamaji.
 
 Beyond their shape (names, scope, status subresource, printer columns of the reference), the
-property that matters: the API server keeps, unchanged, every field certlc reads or writes.
-`prune` applies a structural schema the way the API server does (unknown fields dropped unless
-x-kubernetes-preserve-unknown-fields) and `violations` type-checks; certlc's readers must see
-the same thing before and after.
+property that matters: the API server keeps, unchanged, every field certlc reads. `stored`
+prunes with the stand-in's structural-schema pruning (`certlc_dev.kubesim.pruning`, what the
+API server does) and `violations` type-checks; certlc's readers must see the same thing before
+and after.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from certlc_dev.devenv import seed
+from certlc_dev.kubesim.pruning import prune
 from libs.pki import STATUS_PATHS, TcpSpec
 from services.rollout.plan import SecretFact, status_patch
 from services.watcher.facts import observe_datastore, observe_tcp
@@ -23,6 +24,10 @@ from tests.deploy.manifests import render
 
 Obj = dict[str, Any]
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+# What rollout writes and a cluster running Kamaji drops: Kamaji's DataStoreConfigStatus
+# (api/v1alpha1/tenantcontrolplane_status.go) has no lastUpdate. certlc never reads it back.
+DROPPED = ("status.storage.config.lastUpdate",)
 
 # kubectl get tcp, from the reference (shared/reference/kamaji-certificates.md).
 TCP_COLUMNS = [
@@ -64,27 +69,7 @@ def schema(plural: str) -> Obj:
     return s
 
 
-# --- a structural-schema model of the API server ------------------------------------------
-
-
-def prune(value: Any, node: Obj) -> Any:
-    """The value as stored: fields the schema does not know are dropped (metadata aside)."""
-    if isinstance(value, dict) and node.get("type") == "object":
-        properties = node.get("properties", {})
-        kept = {}
-        for key, item in value.items():
-            if key in properties:
-                kept[key] = prune(item, properties[key])
-            elif node.get("x-kubernetes-preserve-unknown-fields") or node is METADATA:
-                kept[key] = item
-        return kept
-    if isinstance(value, list) and "items" in node:
-        return [prune(item, node["items"]) for item in value]
-    return value
-
-
-# The API server keeps metadata whole (ObjectMeta has its own schema): marks that node.
-METADATA: Obj = {"type": "object"}
+# --- a model of the API server's validation --------------------------------------------------
 
 
 def violations(value: Any, node: Obj, path: str = "") -> list[str]:
@@ -128,7 +113,7 @@ def stored(obj: Obj, plural: str) -> Obj:
     """Validate `obj` as the API server would on create, and return what it would store."""
     top = schema(plural)
     assert violations(obj, top) == []
-    result: Obj = prune(obj, {**top, "properties": {**top["properties"], "metadata": METADATA}})
+    result: Obj = prune(top, obj).value
     return result
 
 
@@ -166,6 +151,7 @@ def full_tcp(*, konnectivity: bool = True) -> Obj:
     )
     status = seed.tcp_status("k8s-126")
     status["storage"]["setup"] = {"user": "tenant_a", "schema": "tenant_a_k8s_126"}
+    status["addons"] = {"konnectivity": {"enabled": konnectivity}}  # Kamaji reports the addon
     facts = {
         kind: SecretFact(name=f"k8s-126-{kind.value}", checksum=f"sum-{kind.value}")
         for kind in STATUS_PATHS
@@ -219,8 +205,8 @@ def test_datastore_definition() -> None:
 def test_schemas_are_structural(plural: str) -> None:
     assert structural(schema(plural)) == []
     top = schema(plural)["properties"]
-    assert top["spec"]["x-kubernetes-preserve-unknown-fields"] is True
-    assert top["status"]["x-kubernetes-preserve-unknown-fields"] is True
+    # The status is Kamaji's: it keeps no unknown field.
+    assert "x-kubernetes-preserve-unknown-fields" not in str(top["status"])
 
 
 def test_the_phase_enum_is_the_reference_one() -> None:
@@ -232,22 +218,29 @@ def test_the_phase_enum_is_the_reference_one() -> None:
 @pytest.mark.parametrize("konnectivity", [True, False])
 def test_certlc_reads_a_stored_tcp_as_it_was_written(konnectivity: bool) -> None:
     obj = full_tcp(konnectivity=konnectivity)
-    kept = stored(copy.deepcopy(obj), "tenantcontrolplanes")
-    assert kept == obj  # nothing certlc or Kamaji wrote is dropped
+    top = schema("tenantcontrolplanes")
+    assert violations(obj, top) == []
+    kept, dropped = prune(top, copy.deepcopy(obj))
+    assert dropped == DROPPED  # everything else certlc or Kamaji wrote is kept
     assert TcpSpec.from_resource(kept) == TcpSpec.from_resource(obj)
     assert TcpSpec.from_resource(kept).konnectivity is konnectivity
     assert observe_tcp(kept, NOW) == observe_tcp(obj, NOW)
 
 
 def test_every_status_record_of_rollout_has_a_schema() -> None:
-    """rollout writes {secretName, checksum, lastUpdate} at STATUS_PATHS: each is declared."""
+    """rollout writes {secretName, checksum, lastUpdate} at STATUS_PATHS and reads back
+    secretName and checksum: those two are declared everywhere, lastUpdate all but where
+    Kamaji has none (DROPPED)."""
     status = schema("tenantcontrolplanes")["properties"]["status"]
     for kind, path in STATUS_PATHS.items():
         node = status
         for part in path:
             assert part in node.get("properties", {}), f"{kind}: status.{'.'.join(path)}"
             node = node["properties"][part]
-        assert set(node["properties"]) == {"secretName", "checksum", "lastUpdate"}, kind
+        declared = set(node["properties"])
+        assert {"secretName", "checksum"} <= declared, kind
+        lost = f"status.{'.'.join(path)}.lastUpdate" in DROPPED
+        assert ("lastUpdate" in declared) is not lost, kind
 
 
 def test_unknown_tcp_phase_and_wrong_types_are_refused() -> None:

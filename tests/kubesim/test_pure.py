@@ -1,4 +1,4 @@
-"""Unit tests of the stand-in's pure parts: tables, negotiation, time, hashes, protobuf."""
+"""Unit tests of the stand-in's pure parts: tables, negotiation, time, hashes, protobuf, timers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from certlc_dev.kubesim import discovery, timefmt
+from certlc_dev.kubesim.deployments import Timers
 from certlc_dev.kubesim.negotiation import View, aggregated_discovery, resource_view
 from certlc_dev.kubesim.protobuf import ProtobufError, decode_object
 from certlc_dev.kubesim.resources import Registry
@@ -288,3 +289,20 @@ def test_a_paused_or_stuck_rollout_is_reported_as_kubectl_reads_it() -> None:
         "False",
         "ProgressDeadlineExceeded",
     )
+
+
+def test_timers_keep_the_earliest_time_of_a_key() -> None:
+    timers: Timers[str] = Timers()
+    assert timers.schedule("deploy", 601.0)
+    assert not timers.schedule("deploy", 700.0)  # later than pending: ignored
+    assert timers.schedule("deploy", 3.0)  # earlier: wins
+    assert timers.schedule("pod", 1.0)
+    assert timers.next_due() == 1.0
+    assert timers.pop_due(2.0) == ["pod"]
+    assert timers.pop_due(3.0) == ["deploy"]
+    assert not timers.pending("deploy")
+    assert timers.next_due() is None  # the superseded 601 s entry is gone with it
+    assert timers.pop_due(1000.0) == []
+    assert timers.schedule("deploy", 2000.0)  # once fired, any time may be set again
+    assert timers.pop_due(1999.0) == []
+    assert timers.pop_due(2000.0) == ["deploy"]

@@ -212,6 +212,20 @@ def test_a_rollout_that_makes_no_progress_exceeds_its_deadline(
     kubectl("rollout", "status", "deployment/stuck", "--timeout=60s")
 
 
+def test_a_shorter_progress_deadline_set_after_creation_takes_effect(
+    apps: client.AppsV1Api,
+) -> None:
+    _create(apps, "late", 1)  # the default deadline: 600 s
+    _set_image(apps, "late", NEVER_READY_IMAGE)
+    wait_for(lambda: _progressing(apps, "late").reason == "ReplicaSetUpdated", timeout=10)
+    apps.patch_namespaced_deployment("late", "default", {"spec": {"progressDeadlineSeconds": 1}})
+    condition = wait_for(
+        lambda: (c := _progressing(apps, "late")).reason == "ProgressDeadlineExceeded" and c,
+        timeout=15,
+    )
+    assert condition.status == "False"
+
+
 def test_kubectl_rollout_restart_rolls_every_pod(
     apps: client.AppsV1Api, core: client.CoreV1Api, kubectl: Kubectl
 ) -> None:

@@ -10,10 +10,11 @@ kind-specific rules to `kinds.py`. It speaks in dicts and `Stored` objects and r
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from certlc_dev.kubesim.crds import SchemaKey, load_schemas
 from certlc_dev.kubesim.deletion import Deleter, Preconditions
 from certlc_dev.kubesim.errors import (
     AlreadyExists,
@@ -29,6 +30,7 @@ from certlc_dev.kubesim.errors import (
 from certlc_dev.kubesim.events import ADDED, MODIFIED, Stored, Subscription
 from certlc_dev.kubesim.kinds import strategy_for
 from certlc_dev.kubesim.paging import ListResult, Pager
+from certlc_dev.kubesim.pruning import Schema, prune
 from certlc_dev.kubesim.resources import Generation, Registry, ResourceType
 from certlc_dev.kubesim.scale import desired_replicas, scale_of, with_replicas
 from certlc_dev.kubesim.selectors import Matcher
@@ -38,6 +40,7 @@ from certlc_dev.kubesim.validation import metadata_errors, name_errors
 from certlc_dev.kubesim.writes import (
     MERGE_PATCH,
     SERVER_FIELDS,
+    FieldValidation,
     apply_patch,
     check_name,
     finish,
@@ -57,10 +60,25 @@ __all__ = ["Api", "Preconditions", "MERGE_PATCH"]
 class Api:
     """Kubernetes API semantics over a `Store`."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        schemas: Mapping[SchemaKey, Schema] | None = None,
+    ) -> None:
+        """`schemas`: the custom resources' schemas (default: deploy/crds)."""
         self.store = store
         self.registry: Registry = store.registry
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.schemas = load_schemas() if schemas is None else schemas
+        missing = [
+            rt.group_resource
+            for rt in self.registry
+            if rt.custom and (rt.group, rt.version, rt.plural) not in self.schemas
+        ]
+        if missing:
+            raise ValueError(f"no schema for the custom resources {', '.join(missing)}")
         self.pager = Pager()
         self.namespaces = self.registry.resolve("namespaces")
         self.deleter = Deleter(store, self.namespaces, self.now)
@@ -82,6 +100,24 @@ class Api:
                 f"in namespace {namespace} because it is being terminated",
                 details={"name": namespace, "kind": rt.plural},
             )
+
+    def _decoded(
+        self,
+        rt: ResourceType,
+        body: dict[str, Any],
+        fields: FieldValidation | None,
+        *,
+        patch: bool = False,
+    ) -> dict[str, Any]:
+        """A custom resource as the API server decodes it: pruned by its version's schema,
+        the dropped fields reported as `fields` asks (None: silently)."""
+        if not rt.custom:
+            return body
+        pruned, unknown = prune(self.schemas[(rt.group, rt.version, rt.plural)], body)
+        if fields is not None:
+            fields.unknown_fields(rt, unknown, patch=patch)
+        decoded: dict[str, Any] = pruned
+        return decoded
 
     def require(self, rt: ResourceType, namespace: str, name: str) -> Stored:
         stored = self.store.get(rt, namespace, name)
@@ -144,11 +180,13 @@ class Api:
         *,
         dry_run: bool = False,
         keep_status: bool = False,
+        fields: FieldValidation | None = None,
     ) -> Stored:
         """POST: validate and store a new object. `keep_status` is for seeding from tests."""
         with self.store.lock:
-            meta = metadata_of(rt, body)
-            obj: dict[str, Any] = body
+            metadata_of(rt, body)
+            obj = self._decoded(rt, body, fields)
+            meta = obj["metadata"]
             set_scope(rt, meta, namespace)
             if meta.get("resourceVersion"):
                 raise InternalError("resourceVersion should not be set on objects to be created")
@@ -188,11 +226,14 @@ class Api:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        fields: FieldValidation | None = None,
     ) -> Stored:
         """PUT: replace an object (or its status) with a resourceVersion precondition."""
         with self.store.lock:
             old = self.require(rt, namespace, name)
-            meta = metadata_of(rt, body)
+            metadata_of(rt, body)
+            obj = self._decoded(rt, body, fields)
+            meta = obj["metadata"]
             check_name(meta, name)
             set_scope(rt, meta, namespace)
             rv = meta.get("resourceVersion")
@@ -204,7 +245,7 @@ class Api:
                 )
             if rv not in (None, "") and str(rv) != str(old.rv):
                 raise Conflict.object(rt, name)
-            return self._write(rt, old, body, subresource, dry_run)
+            return self._write(rt, old, obj, subresource, dry_run)
 
     def patch(
         self,
@@ -216,18 +257,21 @@ class Api:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        fields: FieldValidation | None = None,
     ) -> Stored:
         """PATCH in one of the three patch formats; a resourceVersion inside is a precondition."""
         with self.store.lock:
             old = self.require(rt, namespace, name)
             patched = apply_patch(rt, content_type, thaw(old), patch)
-            meta = metadata_of(rt, patched)
+            metadata_of(rt, patched)
+            obj = self._decoded(rt, patched, fields, patch=True)
+            meta = obj["metadata"]
             check_name(meta, name)
             set_scope(rt, meta, namespace)
             rv = meta.get("resourceVersion")
             if rv not in (None, "") and str(rv) != str(old.rv):
                 raise Conflict.object(rt, name)
-            return self._write(rt, old, patched, subresource, dry_run)
+            return self._write(rt, old, obj, subresource, dry_run)
 
     def _main_write(self, rt: ResourceType, old: Stored, new: dict[str, Any]) -> dict[str, Any]:
         """A write to the main resource: server fields and status kept, kind rules applied."""
@@ -300,7 +344,9 @@ class Api:
             )
             if rv not in (None, "") and str(rv) != str(old.rv):
                 raise Conflict.object(rt, name)
-            updated = with_replicas(rt, thaw(old), desired_replicas(wanted))
+            updated = self._decoded(
+                rt, with_replicas(rt, thaw(old), desired_replicas(wanted)), None
+            )
             return scale_of(rt, self._write(rt, old, updated, None, dry_run).obj)
 
     # ------------------------------------------------------------------ delete

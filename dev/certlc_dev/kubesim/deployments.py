@@ -1,14 +1,16 @@
 """The simulated deployment controller (the part of kube-controller-manager we need).
 
 For each Deployment: one ReplicaSet per pod-template hash (`<deployment>-<hash>`), created
-when the template is new, scaled to `spec.replicas`; every other ReplicaSet it owns is scaled
-to 0 and its pods deleted (an instant "rollout"). Pods (`<rs>-<5 chars>`) start Pending with
-`ContainerCreating` and become Running/Ready after `ready_delay` seconds. Deployment and
-ReplicaSet status follow (observedGeneration, replica counts, Available/Progressing).
+when the template is new; the new ReplicaSet is scaled up and the old ones down one step per
+sync along the Deployment's strategy (`workloads.plan_rollout`). Pods (`<rs>-<5 chars>`) start
+Pending with `ContainerCreating` and become Running/Ready after `ready_delay` seconds.
+Deployment and ReplicaSet status follow (observedGeneration, replica counts,
+Available/Progressing).
 
 It runs on one thread that blocks on its store subscription, with a timeout equal to the next
-pod-readiness deadline: no polling. Reconciling is idempotent (an unchanged template creates
-nothing, an unchanged status writes nothing), so its own writes coming back are harmless.
+due timer (a pod to make ready, a Deployment to re-check at its progress deadline): no
+polling. Reconciling is idempotent (an unchanged template creates nothing, an unchanged status
+writes nothing), so its own writes coming back are harmless.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
 
 from certlc_dev.kubesim import workloads
 from certlc_dev.kubesim.api import Api
@@ -27,6 +30,47 @@ from certlc_dev.kubesim.events import Change, Stored
 from certlc_dev.kubesim.store import thaw
 
 log = logging.getLogger("kubesim.deployments")
+
+K = TypeVar("K", bound=Hashable)
+TimerKey = tuple[str, str, str]  # (kind, namespace, name): "pod" to make ready, "deployment"
+
+
+class Timers(Generic[K]):
+    """Keys due at monotonic times, earliest first. Scheduling a pending key again keeps the
+    earlier of its two times, so a change that needs an earlier look (a shorter progress
+    deadline) is never held back by a later one already pending."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, K]] = []
+        self._due: dict[K, float] = {}
+        self._seq = itertools.count()
+
+    def schedule(self, key: K, due: float) -> bool:
+        """Whether `due` is now the key's time (False: an earlier one was pending)."""
+        pending = self._due.get(key)
+        if pending is not None and pending <= due:
+            return False
+        self._due[key] = due
+        heapq.heappush(self._heap, (due, next(self._seq), key))
+        return True
+
+    def pending(self, key: K) -> bool:
+        return key in self._due
+
+    def next_due(self) -> float | None:
+        while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
+            heapq.heappop(self._heap)  # superseded by an earlier time that already fired
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> list[K]:
+        """The keys due at `now`, earliest first; they are no longer pending."""
+        due: list[K] = []
+        while self._heap and self._heap[0][0] <= now:
+            when, _, key = heapq.heappop(self._heap)
+            if self._due.get(key) == when:
+                del self._due[key]
+                due.append(key)
+        return due
 
 
 class DeploymentController:
@@ -41,10 +85,7 @@ class DeploymentController:
         self.replicasets = registry.resolve("replicasets")
         self.pods = registry.resolve("pods")
         self._sub = self.store.subscribe_all([self.deployments, self.replicasets, self.pods])
-        # (due, seq, kind, namespace, name): a pod to make ready, or a Deployment to re-check
-        self._timers: list[tuple[float, int, str, str, str]] = []
-        self._scheduled: set[tuple[str, str, str]] = set()
-        self._seq = itertools.count()
+        self._timers: Timers[TimerKey] = Timers()
         self._ips = itertools.count(2)
         self._thread = threading.Thread(target=self._run, name="kubesim-deployments", daemon=True)
 
@@ -65,8 +106,9 @@ class DeploymentController:
             for key in sorted(pending):
                 self._safely(key)
             timeout = None
-            if self._timers:
-                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            due = self._timers.next_due()
+            if due is not None:
+                timeout = max(0.0, due - time.monotonic())
             batch = self._sub.take(timeout)
             if self._sub.closed is not None:
                 return
@@ -103,10 +145,7 @@ class DeploymentController:
 
     def _fire_timers(self) -> set[tuple[str, str]]:
         keys: set[tuple[str, str]] = set()
-        now = time.monotonic()
-        while self._timers and self._timers[0][0] <= now:
-            _, _, kind, namespace, name = heapq.heappop(self._timers)
-            self._scheduled.discard((kind, namespace, name))
+        for kind, namespace, name in self._timers.pop_due(time.monotonic()):
             if kind == "deployment":
                 keys.add((namespace, name))
                 continue
@@ -129,20 +168,15 @@ class DeploymentController:
 
     def _schedule(self, pod: Stored) -> None:
         key = ("pod", pod.namespace, pod.name)
-        if key in self._scheduled or workloads.pod_ready(pod.obj):
+        if self._timers.pending(key) or workloads.pod_ready(pod.obj):
             return
         if workloads.never_ready(pod.obj) and "ImagePullBackOff" in str(pod.obj.get("status")):
             return
-        self._scheduled.add(key)
-        due = time.monotonic() + self.ready_delay
-        heapq.heappush(self._timers, (due, next(self._seq), *key))
+        self._timers.schedule(key, time.monotonic() + self.ready_delay)
 
     def _schedule_deployment(self, namespace: str, name: str, delay: float) -> None:
-        key = ("deployment", namespace, name)
-        if key in self._scheduled:
-            return
-        self._scheduled.add(key)
-        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), *key))
+        """Re-check the Deployment in `delay` seconds, or earlier if that is already due."""
+        self._timers.schedule(("deployment", namespace, name), time.monotonic() + delay)
 
     # ------------------------------------------------------------------ reconcile
 

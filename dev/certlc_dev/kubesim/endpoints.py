@@ -32,6 +32,7 @@ from certlc_dev.kubesim.store import Store, encode
 from certlc_dev.kubesim.tables import render_table
 from certlc_dev.kubesim.watch import Encoder, json_event, serve_watch, table_encoder
 from certlc_dev.kubesim.wire import JSON, Request, Response, Result
+from certlc_dev.kubesim.writes import FieldValidation, warning_header
 
 PROPAGATION = ("Foreground", "Background", "Orphan")
 
@@ -54,6 +55,16 @@ def _dry_run(request: Request, options: dict[str, Any] | None = None) -> bool:
         if value != "All":
             raise BadRequest(f'dryRun: Unsupported value: "{value}": supported values: "All"')
     return bool(values)
+
+
+def _fields(request: Request) -> FieldValidation:
+    return FieldValidation.parse(request.param("fieldValidation"))
+
+
+def _warned(response: Response, fields: FieldValidation) -> Response:
+    if fields.warnings:
+        response.headers["Warning"] = warning_header(fields.warnings)
+    return response
 
 
 def matcher_for(rt: ResourceType, request: Request) -> Matcher | None:
@@ -212,10 +223,15 @@ class Endpoints:
     # ------------------------------------------------------------------ writes
 
     def _create(self, request: Request, info: RequestInfo, view: View) -> Result:
+        fields = _fields(request)
         stored = self.api.create(
-            info.rt, info.namespace or "", request.json_body(), dry_run=_dry_run(request)
+            info.rt,
+            info.namespace or "",
+            request.json_body(),
+            dry_run=_dry_run(request),
+            fields=fields,
         )
-        return self._object(info.rt, stored, View.OBJECT, 201)
+        return _warned(self._object(info.rt, stored, View.OBJECT, 201), fields)
 
     def _update(self, request: Request, info: RequestInfo, view: View) -> Result:
         if info.subresource == "scale":
@@ -229,6 +245,7 @@ class Endpoints:
                     dry_run=_dry_run(request),
                 ),
             )
+        fields = _fields(request)
         stored = self.api.update(
             info.rt,
             info.namespace or "",
@@ -236,8 +253,9 @@ class Endpoints:
             request.json_body(),
             subresource=info.subresource or None,
             dry_run=_dry_run(request),
+            fields=fields,
         )
-        return self._object(info.rt, stored, View.OBJECT)
+        return _warned(self._object(info.rt, stored, View.OBJECT), fields)
 
     def _patch(self, request: Request, info: RequestInfo, view: View) -> Result:
         content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
@@ -254,6 +272,7 @@ class Endpoints:
                 ),
             )
         body = request.json_body() if content_type != "application/apply-patch+yaml" else None
+        fields = _fields(request)
         stored = self.api.patch(
             info.rt,
             info.namespace or "",
@@ -262,8 +281,9 @@ class Endpoints:
             body,
             subresource=info.subresource or None,
             dry_run=_dry_run(request),
+            fields=fields,
         )
-        return self._object(info.rt, stored, View.OBJECT)
+        return _warned(self._object(info.rt, stored, View.OBJECT), fields)
 
     def _delete_options(self, request: Request) -> dict[str, Any]:
         options: dict[str, Any] = {}

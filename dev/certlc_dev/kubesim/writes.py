@@ -8,7 +8,8 @@ change, when `generation` moves, when a write changes nothing, and how patches a
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from certlc_dev.kubesim import patch as patching
@@ -37,6 +38,49 @@ SERVER_FIELDS = (
     "managedFields",
 )
 _EMPTY_DROPPED = ("labels", "annotations", "finalizers", "ownerReferences")
+FIELD_VALIDATIONS = ("Ignore", "Strict", "Warn")
+
+
+@dataclass(slots=True)
+class FieldValidation:
+    """The `fieldValidation` of a write (default Warn), and the warnings it produced."""
+
+    directive: str = "Warn"
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, value: str | None) -> FieldValidation:
+        if value in (None, ""):
+            return cls()
+        if value not in FIELD_VALIDATIONS:
+            choices = ", ".join(f'"{v}"' for v in ("", *FIELD_VALIDATIONS))
+            raise BadRequest(
+                f'fieldValidation: Unsupported value: "{value}": supported values: {choices}'
+            )
+        return cls(value)
+
+    def unknown_fields(self, rt: ResourceType, paths: Sequence[str], *, patch: bool) -> None:
+        """What the API server does about dropped unknown fields: nothing (Ignore), one
+        warning each (Warn) or a 400 naming them all (Strict)."""
+        if not paths or self.directive == "Ignore":
+            return
+        found = [f'unknown field "{p}"' for p in paths]
+        if self.directive == "Warn":
+            self.warnings.extend(found)
+            return
+        strict = f"strict decoding error: {', '.join(found)}"
+        if patch:
+            raise BadRequest(strict)
+        raise BadRequest(
+            f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {strict}'
+        )
+
+
+def warning_header(warnings: Sequence[str]) -> str:
+    """A `Warning` header value (RFC 7234 warn-code 299, as the API server sends them)."""
+    return ", ".join(
+        '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in warnings
+    )
 
 
 def random_suffix(length: int = 5) -> str:
