@@ -105,7 +105,9 @@ class TcpSpec:
 
         The address falls back to the host of `status.controlPlaneEndpoint` (a LoadBalancer
         address assigned after creation). The datastore driver comes from
-        `status.storage.driver` (the TCP names only the DataStore), default etcd.
+        `status.storage.driver` (the TCP names only the DataStore), default etcd. The datastore
+        user and schema are `status.storage.setup`'s, else `spec.dataStoreUsername` /
+        `spec.dataStoreSchema` (Kamaji's webhook defaults both to the TCP uid).
         """
         meta = _section(obj, "metadata")
         spec = _section(obj, "spec")
@@ -140,8 +142,9 @@ class TcpSpec:
             konnectivity=addons.get("konnectivity") is not None,
             datastore=str(spec.get("dataStore") or DEFAULT_DATASTORE),
             datastore_driver=str(storage.get("driver") or DEFAULT_DATASTORE_DRIVER),
-            datastore_user=str(setup.get("user") or ""),
-            datastore_schema=str(spec.get("dataStoreSchema") or setup.get("schema") or ""),
+            # as Kamaji's datastore-config (datastore_storage_config.go): status, then spec
+            datastore_user=str(setup.get("user") or spec.get("dataStoreUsername") or ""),
+            datastore_schema=str(setup.get("schema") or spec.get("dataStoreSchema") or ""),
         )
 
     @property
