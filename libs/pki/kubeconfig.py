@@ -41,12 +41,15 @@ def _host_port(host: str, port: int) -> str:
 def endpoint_url(endpoint: Endpoint, tcp: TcpSpec) -> str:
     """The server URL of `endpoint` for `tcp`.
 
-    PUBLIC is the advertised address (kubeadm's controlPlaneEndpoint as Kamaji sets it in
-    internal/resources/kubeadm_config.go: `advertiseAddress`, else the address); SERVICE the
-    in-cluster Service `<tcp>.<namespace>.svc` (internal/resources/kubeconfig.go).
+    PUBLIC is `TcpSpec.public_endpoint` (kubeadm's controlPlaneEndpoint as Kamaji sets it in
+    internal/resources/kubeadm_config.go: the ingress or gateway hostname, else
+    `advertiseAddress`, else the address); SERVICE the in-cluster Service
+    `<tcp>.<namespace>.svc` (internal/resources/kubeconfig.go).
     """
+    if endpoint is Endpoint.PUBLIC:
+        host, port = tcp.public_endpoint
+        return f"https://{_host_port(host, port)}"
     host = {
-        Endpoint.PUBLIC: tcp.advertise_address,
         Endpoint.SERVICE: f"{tcp.name}.{tcp.namespace}.svc",
         Endpoint.LOOPBACK: "127.0.0.1",
         Endpoint.LOCALHOST: "localhost",

@@ -16,8 +16,10 @@ from libs.pki import (
     SecretKind,
     Signer,
     TcpSpec,
+    apiserver_sans,
     gather,
     kind_from_secret_name,
+    kubeconfig_server,
     managed_kinds,
     profile,
     renewal_reasons,
@@ -176,3 +178,39 @@ def test_a_kubeconfig_key_expiring_first_is_the_one_that_matters() -> None:
     assert material.cert_key == "super-admin.conf"
     reasons = renewal_reasons(K.ADMIN_KUBECONFIG, data, spec_of(s), now=NOW)
     assert {(r.code.value, r.key) for r in reasons} >= {("expiring", "super-admin.conf")}
+
+
+@pytest.mark.parametrize("hostname", ["k8s-126.tenants.example.com", "k8s-126.example.com:443"])
+def test_an_ingress_tcp_is_adopted_and_minted_for_as_kamaji_does(hostname: str) -> None:
+    """Kamaji points admin.conf at the ingress hostname and puts it in the apiserver SANs."""
+    s = kamaji_set(now=MADE, ingress_hostname=hostname)
+    tcp = spec_of(s)
+    host, _, port = hostname.partition(":")
+    assert tcp.public_endpoint == (host, int(port or 6443))
+    for kind in kinds_of(s):
+        reasons = renewal_reasons(
+            kind,
+            s.data(kind.value),
+            tcp,
+            now=NOW,
+            current_ca_pem=s.data("ca")["ca.crt"],
+            signer_ca_pem=signer_pem(s, kind),
+        )
+        assert reasons == (), f"{kind.value}: {[r.message for r in reasons]}"
+    assert host in apiserver_sans(tcp).dns
+    assert kubeconfig_server(K.ADMIN_KUBECONFIG, tcp, "super-admin.conf") == (
+        f"https://{host}:{port or 6443}"
+    )
+    assert kubeconfig_server(K.ADMIN_KUBECONFIG, tcp, "admin.svc") == (
+        "https://k8s-126.default.svc:6443"
+    )
+
+
+def test_the_ingress_hostname_wins_over_the_gateway_one() -> None:
+    s = made("etcd", Flavour.HEAD)
+    obj = {**s.tcp, "spec": {**s.tcp["spec"], "controlPlane": {
+        "gateway": {"hostname": "gw.example.com"}, "ingress": {"hostname": "in.example.com"},
+    }}}  # fmt: skip
+    assert TcpSpec.from_resource(obj).public_endpoint == ("in.example.com", 6443)
+    del obj["spec"]["controlPlane"]["ingress"]
+    assert TcpSpec.from_resource(obj).public_endpoint == ("gw.example.com", 6443)
