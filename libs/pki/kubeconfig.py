@@ -1,8 +1,10 @@
 """Kubeconfig files of a TenantControlPlane: rendering, and parsing the current context.
 
-Decides the shape of the four kubeconfigs Kamaji keeps (admin, controller-manager, scheduler,
-konnectivity): cluster named like the TCP with the CA embedded, user named like the client
-certificate's CN with the certificate and key embedded, context `<CN>@<tcp>` current.
+Decides the shape of the kubeconfigs Kamaji keeps (admin.conf and, as Kamaji HEAD writes them,
+admin.svc, super-admin.conf and super-admin.svc; controller-manager, scheduler, konnectivity):
+cluster named like the TCP with the CA embedded, user named like the client certificate's CN
+with the certificate and key embedded, context `<CN>@<tcp>` current, and the `server` each
+profile entry names (`endpoint_url`).
 Parsing extracts the current context's credentials and fails with a `KubeconfigError` that says
 which part is missing; key material is never part of a message or a repr.
 """
@@ -19,18 +21,12 @@ from typing import Any
 import yaml
 
 from libs.pki.errors import KubeconfigError
-from libs.pki.profiles import SecretKind
+from libs.pki.profiles import PROFILES, Endpoint, SecretKind
 from libs.pki.tcp import TcpSpec
 
 # libyaml's C implementations when PyYAML has them (about 15x faster), the same safe subset.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-_LOOPBACK_HOSTS = {
-    SecretKind.CONTROLLER_MANAGER_KUBECONFIG: "127.0.0.1",
-    SecretKind.SCHEDULER_KUBECONFIG: "127.0.0.1",
-    SecretKind.KONNECTIVITY_KUBECONFIG: "localhost",
-}
 
 
 def _host_port(host: str, port: int) -> str:
@@ -42,13 +38,35 @@ def _host_port(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def kubeconfig_server(kind: SecretKind, tcp: TcpSpec) -> str:
-    """The server URL of a kubeconfig kind: the TCP address for admin, loopback otherwise."""
-    if kind is SecretKind.ADMIN_KUBECONFIG:
-        return f"https://{_host_port(tcp.address, tcp.port)}"
-    if kind in _LOOPBACK_HOSTS:
-        return f"https://{_host_port(_LOOPBACK_HOSTS[kind], tcp.port)}"
-    raise ValueError(f"{kind.value} is not a kubeconfig kind")
+def endpoint_url(endpoint: Endpoint, tcp: TcpSpec) -> str:
+    """The server URL of `endpoint` for `tcp`.
+
+    PUBLIC is `TcpSpec.public_endpoint` (kubeadm's controlPlaneEndpoint as Kamaji sets it in
+    internal/resources/kubeadm_config.go: the ingress or gateway hostname, else
+    `advertiseAddress`, else the address); SERVICE the in-cluster Service
+    `<tcp>.<namespace>.svc` (internal/resources/kubeconfig.go).
+    """
+    if endpoint is Endpoint.PUBLIC:
+        host, port = tcp.public_endpoint
+        return f"https://{_host_port(host, port)}"
+    host = {
+        Endpoint.SERVICE: f"{tcp.name}.{tcp.namespace}.svc",
+        Endpoint.LOOPBACK: "127.0.0.1",
+        Endpoint.LOCALHOST: "localhost",
+    }[endpoint]
+    return f"https://{_host_port(host, tcp.port)}"
+
+
+def kubeconfig_server(kind: SecretKind, tcp: TcpSpec, key: str | None = None) -> str:
+    """The server URL of kubeconfig data key `key` (default: the kind's required one)."""
+    prof = PROFILES[kind]
+    if not prof.kubeconfigs:
+        raise ValueError(f"{kind.value} is not a kubeconfig kind")
+    try:
+        entry = prof.kubeconfig_entry(key or prof.kubeconfigs[0].key)
+    except KeyError:
+        raise ValueError(f"{kind.value} has no kubeconfig key {key!r}") from None
+    return endpoint_url(entry.endpoint, tcp)
 
 
 def _b64(data: bytes) -> str:

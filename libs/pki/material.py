@@ -2,7 +2,10 @@
 
 `gather` is the single place that decides which data key holds the certificate that matters
 for a Secret kind (the leaf: `apiserver.crt`; the datastore's `server.crt`, not its `ca.crt`;
-a kubeconfig's current-context client certificate; a CA Secret's `ca.crt`) and parses it. It
+a kubeconfig's current-context client certificate; a CA Secret's `ca.crt`) and parses it.
+A kubeconfig Secret with several kubeconfig keys (Kamaji HEAD's admin.conf, admin.svc,
+super-admin.conf, super-admin.svc) yields one Material per key present: the one whose client
+certificate expires first is the one that matters, the others ride along in `others`. It
 never raises for bad data: missing keys and parse problems are collected, so that the
 validation chain can report every reason at once and the summary can fail precisely.
 
@@ -14,7 +17,8 @@ never used to sign, and the full check would cost ~40 ms per Secret.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from cryptography import x509
 
@@ -27,7 +31,7 @@ from libs.pki.keys import (
     load_public_key,
 )
 from libs.pki.kubeconfig import KubeconfigCredentials, parse_kubeconfig
-from libs.pki.profiles import PROFILES, Category, SecretKind, SecretProfile
+from libs.pki.profiles import PROFILES, Category, KubeconfigEntry, SecretKind, SecretProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,9 @@ class Material:
 
     `cert_key` names the data key the certificate came from (the kubeconfig key for
     kubeconfigs); `bundled_ca` is a CA certificate carried alongside it (the datastore's
-    `ca.crt`, a kubeconfig's certificate-authority-data).
+    `ca.crt`, a kubeconfig's certificate-authority-data). For kubeconfig Secrets, `entry` is
+    the profile entry of that key and `others` holds the Material of every further kubeconfig
+    key present (each without `missing`: those are the Secret's, listed here once).
     """
 
     kind: SecretKind
@@ -59,6 +65,8 @@ class Material:
     bundled_ca_key: str | None = None
     bundled_ca: x509.Certificate | None = None
     kubeconfig: KubeconfigCredentials | None = None
+    entry: KubeconfigEntry | None = None
+    others: tuple[Material, ...] = ()
 
 
 class _Collector:
@@ -96,9 +104,9 @@ class _Collector:
 def gather(kind: SecretKind, data: Mapping[str, bytes]) -> Material:
     """Parse the data of a Secret of `kind`; never raises for bad data."""
     prof = PROFILES[kind]
-    missing = tuple(k for k in prof.data_keys if not data.get(k))
+    missing = tuple(k for k in prof.data_keys if _missing(prof, data, k))
     if prof.category is Category.KUBECONFIG:
-        return _gather_kubeconfig(prof, data, missing)
+        return _gather_kubeconfigs(prof, data, missing)
     out = _Collector()
     if prof.category is Category.KEYPAIR:
         private = out.private_key("sa.key", data.get("sa.key"))
@@ -122,11 +130,37 @@ def gather(kind: SecretKind, data: Mapping[str, bytes]) -> Material:
     )  # fmt: skip
 
 
-def _gather_kubeconfig(
+def _missing(prof: SecretProfile, data: Mapping[str, bytes], key: str) -> bool:
+    """Absent, or empty where the profile does not allow an empty value."""
+    if key in prof.may_be_empty:
+        return key not in data
+    return not data.get(key)
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _expiry(m: Material) -> datetime:
+    """When a kubeconfig's client certificate expires; one that does not parse never leads."""
+    return m.cert.not_valid_after_utc if m.cert is not None else _NEVER
+
+
+def _gather_kubeconfigs(
     prof: SecretProfile, data: Mapping[str, bytes], missing: tuple[str, ...]
 ) -> Material:
-    assert prof.kubeconfig_key is not None  # kubeconfig profiles have one
-    key = prof.kubeconfig_key
+    """One Material per kubeconfig key present; the first to expire leads, carrying the rest."""
+    required = prof.kubeconfigs[0]
+    present = [e for e in prof.kubeconfigs if e is required or data.get(e.key)]
+    views = [_gather_kubeconfig(prof, e, data) for e in present]
+    lead = min(views, key=_expiry)  # min keeps the first of equals: the required key
+    others = tuple(v for v in views if v is not lead)
+    return replace(lead, missing=missing, others=others)
+
+
+def _gather_kubeconfig(
+    prof: SecretProfile, entry: KubeconfigEntry, data: Mapping[str, bytes]
+) -> Material:
+    key = entry.key
     out = _Collector()
     creds = None
     if data.get(key):
@@ -140,7 +174,7 @@ def _gather_kubeconfig(
         private = out.private_key(key, creds.client_key_pem, "client-key-data: ")
         ca = out.cert(key, creds.ca_pem, "certificate-authority-data: ")
     return Material(
-        prof.kind, prof, missing, tuple(out.problems),
+        prof.kind, prof, (), tuple(out.problems),
         cert_key=key, cert=cert, key_key=key, private_key=private,
-        bundled_ca_key=key, bundled_ca=ca, kubeconfig=creds,
+        bundled_ca_key=key, bundled_ca=ca, kubeconfig=creds, entry=entry,
     )  # fmt: skip

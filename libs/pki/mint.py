@@ -25,8 +25,8 @@ from libs.pki.keys import (
     private_key_pem,
     public_key_pem,
 )
-from libs.pki.kubeconfig import kubeconfig_server, render_kubeconfig
-from libs.pki.profiles import PROFILES, Category, SecretKind, SecretProfile
+from libs.pki.kubeconfig import endpoint_url, render_kubeconfig
+from libs.pki.profiles import PROFILES, Category, KubeconfigEntry, SecretKind, SecretProfile
 from libs.pki.tcp import SubjectAltNames, TcpSpec, apiserver_sans
 
 
@@ -69,17 +69,39 @@ def datastore_connection_string(driver: str, endpoints: Sequence[str]) -> str:
     return ",".join(e.split("://", 1)[-1] for e in cleaned)
 
 
+KEPT_DATASTORE_KEYS = ("DB_SCHEMA", "DB_USER", "DB_PASSWORD")
+"""datastore-config keys a re-issue keeps when they have a value: the datastore was set up with
+them (schema, role and its password), so new values would lock the control plane out."""
+
+
 def datastore_config_data(
-    tcp: TcpSpec, *, endpoints: Sequence[str], password: str | None = None
+    tcp: TcpSpec,
+    *,
+    endpoints: Sequence[str],
+    password: str | None = None,
+    current: Mapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
-    """The datastore-config data; a random password is generated when none is passed."""
+    """The datastore-config data.
+
+    `current` is the data of the Secret being re-issued: its DB_SCHEMA, DB_USER and DB_PASSWORD
+    are kept whenever they have a value, and for etcd its DB_CONNECTION_STRING too (Kamaji's
+    is "", which nothing reads). Otherwise the TCP's user and schema are used, and a random
+    password is generated unless `password` is passed.
+    """
+    kept = {k: v for k, v in (current or {}).items() if k in KEPT_DATASTORE_KEYS and v}
+    old_string = (current or {}).get("DB_CONNECTION_STRING")
+    if tcp.datastore_driver == "etcd" and old_string is not None:
+        connection = old_string
+    else:
+        connection = datastore_connection_string(tcp.datastore_driver, endpoints).encode()
+    fresh_password = password.encode() if password else None
     return {
-        "DB_CONNECTION_STRING": datastore_connection_string(
-            tcp.datastore_driver, endpoints
-        ).encode(),
-        "DB_SCHEMA": tcp.datastore_schema.encode(),
-        "DB_USER": tcp.datastore_user.encode(),
-        "DB_PASSWORD": (password or secrets.token_urlsafe(24)).encode(),
+        "DB_CONNECTION_STRING": connection,
+        "DB_SCHEMA": kept.get("DB_SCHEMA", tcp.datastore_schema.encode()),
+        "DB_USER": kept.get("DB_USER", tcp.datastore_user.encode()),
+        "DB_PASSWORD": fresh_password
+        or kept.get("DB_PASSWORD")
+        or secrets.token_urlsafe(24).encode(),
     }
 
 
@@ -146,33 +168,32 @@ def _mint_x509(
 
 def _mint_kubeconfig(
     prof: SecretProfile,
+    entry: KubeconfigEntry,
     tcp: TcpSpec,
     signer: SignerKeyPair,
     now: datetime,
     validity: timedelta,
     algorithm: KeyAlgorithm,
-) -> dict[str, bytes]:
-    user = _common_name(prof, tcp)
+) -> bytes:
+    """One kubeconfig with its own client certificate, as Kamaji makes each key."""
     pair = issue_leaf(
         signer,
-        common_name=user,
-        organizations=prof.organizations,
+        common_name=entry.common_name,
+        organizations=entry.organizations,
         ext_key_usages=prof.ext_key_usages,
         key_usages=prof.key_usages,
         now=now,
         validity=validity,
         algorithm=algorithm,
     )
-    assert prof.kubeconfig_key is not None  # kubeconfig profiles have one
-    conf = render_kubeconfig(
+    return render_kubeconfig(
         cluster_name=tcp.name,
-        server=kubeconfig_server(prof.kind, tcp),
+        server=endpoint_url(entry.endpoint, tcp),
         ca_pem=signer.cert_pem,
-        user=user,
+        user=entry.common_name,
         client_cert_pem=pair.cert_pem,
         client_key_pem=pair.key_pem,
     )
-    return {prof.kubeconfig_key: conf}
 
 
 def mint_secret_data(
@@ -185,12 +206,17 @@ def mint_secret_data(
     validity: timedelta | None = None,
     datastore_endpoints: Sequence[str] = (),
     datastore_password: str | None = None,
+    current: Mapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
     """Fresh data for one Secret kind, with exactly the profile's data keys.
 
     `signer` is the CA the profile names (None for the CAs, the SA keypair and datastore-config).
     `validity` overrides the profile's (tests mint short-lived certificates with it).
     datastore-config needs `datastore_endpoints`; its password is generated unless passed.
+    `current` is the data of the Secret being re-issued, if any: then the profile's optional
+    keys are written too (Kamaji HEAD's admin.svc, super-admin.conf, super-admin.svc), and
+    datastore-config keeps what `datastore_config_data` keeps. Keys the profile does not know
+    are the caller's to carry over.
     """
     prof = PROFILES[kind]
     if prof.category is Category.CA:
@@ -204,11 +230,14 @@ def mint_secret_data(
         return {"sa.pub": public_key_pem(key), "sa.key": private_key_pem(key)}
     if prof.category is Category.CONFIG:
         return datastore_config_data(
-            tcp, endpoints=datastore_endpoints, password=datastore_password
+            tcp, endpoints=datastore_endpoints, password=datastore_password, current=current
         )
     issuer = _require_signer(kind, signer)
     assert prof.validity is not None  # certificate profiles have a validity
     lifetime = validity or prof.validity
     if prof.category is Category.KUBECONFIG:
-        return _mint_kubeconfig(prof, tcp, issuer, now, lifetime, algorithm)
+        entries = prof.kubeconfigs if current is not None else prof.kubeconfigs[:1]
+        return {
+            e.key: _mint_kubeconfig(prof, e, tcp, issuer, now, lifetime, algorithm) for e in entries
+        }
     return _mint_x509(prof, tcp, issuer, now, lifetime, algorithm)

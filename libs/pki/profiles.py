@@ -76,6 +76,30 @@ class ExtKeyUsage(StrEnum):
     CLIENT_AUTH = "client-auth"
 
 
+class Endpoint(StrEnum):
+    """Where a kubeconfig's `server` points (the URL itself: `kubeconfig.endpoint_url`)."""
+
+    PUBLIC = "public"  # https://<advertiseAddress, else address>:<port>, as kubeadm's admin.conf
+    SERVICE = "service"  # https://<tcp>.<namespace>.svc:<port>, Kamaji's in-cluster *.svc keys
+    LOOPBACK = "loopback"  # https://127.0.0.1:<port>, the components beside the apiserver
+    LOCALHOST = "localhost"  # https://localhost:<port>, Kamaji's konnectivity-server.conf
+
+
+@dataclass(frozen=True, slots=True)
+class KubeconfigEntry:
+    """One kubeconfig data key of a kubeconfig Secret: its client identity and its server.
+
+    `accepted_organizations` are further O sets a valid existing certificate may carry (an
+    older kubeadm's); `organizations` is what certlc mints.
+    """
+
+    key: str
+    common_name: str
+    organizations: tuple[str, ...]
+    endpoint: Endpoint
+    accepted_organizations: tuple[tuple[str, ...], ...] = ()
+
+
 class Lifecycle(StrEnum):
     """Values of the `kamaji.clastix.io/certificate_lifecycle_controller` label."""
 
@@ -112,6 +136,27 @@ class SecretProfile:
     private_key_key: str | None = None
     kubeconfig_key: str | None = None
     sensitive_keys: frozenset[str] = frozenset()
+    optional_keys: tuple[str, ...] = ()
+    kubeconfigs: tuple[KubeconfigEntry, ...] = ()
+    may_be_empty: frozenset[str] = frozenset()
+    accepted_organizations: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def known_keys(self) -> tuple[str, ...]:
+        """Every data key certlc knows for this kind: required, then optional."""
+        return (*self.data_keys, *self.optional_keys)
+
+    @property
+    def valid_organizations(self) -> tuple[tuple[str, ...], ...]:
+        """Every O set a valid certificate of this kind may carry, the minted one first."""
+        return (self.organizations, *self.accepted_organizations)
+
+    def kubeconfig_entry(self, key: str) -> KubeconfigEntry:
+        """The entry of kubeconfig data key `key`; KeyError for another key."""
+        for entry in self.kubeconfigs:
+            if entry.key == key:
+                return entry
+        raise KeyError(key)
 
     @property
     def suffix(self) -> str:
@@ -160,6 +205,7 @@ def _leaf(
     extra_keys: tuple[str, ...] = (),
     secret_type: str = _OPAQUE,
     lifecycle: Lifecycle | None = Lifecycle.X509,
+    accepted_orgs: tuple[tuple[str, ...], ...] = (),
 ) -> SecretProfile:
     return SecretProfile(
         kind=kind,
@@ -176,25 +222,41 @@ def _leaf(
         cert_key=crt,
         private_key_key=key,
         sensitive_keys=frozenset({key}),
+        accepted_organizations=accepted_orgs,
     )
 
 
-def _kubeconfig(kind: SecretKind, conf: str, cn: str, *orgs: str) -> SecretProfile:
+def _kubeconfig(
+    kind: SecretKind, entry: KubeconfigEntry, *optional: KubeconfigEntry
+) -> SecretProfile:
+    entries = (entry, *optional)
     return SecretProfile(
         kind=kind,
         secret_type=_OPAQUE,
-        data_keys=(conf,),
+        data_keys=(entry.key,),
         lifecycle=Lifecycle.KUBECONFIG,
         category=Category.KUBECONFIG,
         signer=Signer.CA,
-        common_name=cn,
-        organizations=orgs,
+        common_name=entry.common_name,
+        organizations=entry.organizations,
         key_usages=LEAF_KEY_USAGES,
         ext_key_usages=_CLIENT,
         validity=LEAF_VALIDITY,
-        kubeconfig_key=conf,
-        sensitive_keys=frozenset({conf}),
+        kubeconfig_key=entry.key,
+        sensitive_keys=frozenset(e.key for e in entries),
+        optional_keys=tuple(e.key for e in optional),
+        kubeconfigs=entries,
+        accepted_organizations=entry.accepted_organizations,
     )
+
+
+MASTERS = ("system:masters",)
+"""The O of Kamaji's own template (`internal/crypto/crypto.go`, NewCertificateTemplate), of
+kubeadm's super-admin.conf, and of kubeadm's admin.conf and kubelet client before 1.29."""
+CLUSTER_ADMINS = ("kubeadm:cluster-admins",)
+"""kubeadm's O (1.29 and later) for admin.conf and the apiserver's kubelet client."""
+_ADMIN = ("kubernetes-admin", CLUSTER_ADMINS)
+_SUPER_ADMIN = ("kubernetes-super-admin", MASTERS)
 
 
 K = SecretKind
@@ -215,10 +277,11 @@ _ALL = (
     _leaf(
         K.APISERVER_KUBELET_CLIENT,
         "kube-apiserver-kubelet-client",
-        orgs=("kubeadm:cluster-admins",),
+        orgs=CLUSTER_ADMINS,
         ekus=_CLIENT,
         crt="apiserver-kubelet-client.crt",
         key="apiserver-kubelet-client.key",
+        accepted_orgs=(MASTERS,),  # kubeadm before 1.29 (the seed's v1.26)
     ),
     _leaf(
         K.FRONT_PROXY_CLIENT,
@@ -231,6 +294,8 @@ _ALL = (
     _leaf(
         K.DATASTORE_CERTIFICATE,
         None,  # the datastore user, which depends on the TCP
+        orgs=MASTERS,  # Kamaji's NewCertificateTemplate
+        accepted_orgs=((),),  # what certlc minted before it followed Kamaji
         ekus=_CLIENT,
         signer=Signer.DATASTORE_CA,
         crt="server.crt",
@@ -248,26 +313,43 @@ _ALL = (
         category=Category.CONFIG,
         signer=Signer.NONE,
         sensitive_keys=frozenset({"DB_PASSWORD"}),
+        # Kamaji writes "" for etcd (internal/datastore/etcd.go, GetConnectionString)
+        may_be_empty=frozenset({"DB_CONNECTION_STRING"}),
     ),
     _leaf(
         K.KONNECTIVITY_CERTIFICATE,
         "system:konnectivity-server",
-        orgs=("system:masters",),
+        orgs=MASTERS,
         ekus=(ExtKeyUsage.CLIENT_AUTH, ExtKeyUsage.SERVER_AUTH),
         crt="tls.crt",
         key="tls.key",
         secret_type=_TLS,
     ),
-    _kubeconfig(K.ADMIN_KUBECONFIG, "admin.conf", "kubernetes-admin", "kubeadm:cluster-admins"),
     _kubeconfig(
-        K.CONTROLLER_MANAGER_KUBECONFIG, "controller-manager.conf", "system:kube-controller-manager"
+        K.ADMIN_KUBECONFIG,
+        # kubeadm before 1.29 (the seed's v1.26) gave admin.conf O=system:masters
+        KubeconfigEntry("admin.conf", *_ADMIN, Endpoint.PUBLIC, accepted_organizations=(MASTERS,)),
+        # Kamaji HEAD (internal/resources/kubeconfig.go): the same identities, *.svc keys at
+        # the in-cluster Service
+        KubeconfigEntry("admin.svc", *_ADMIN, Endpoint.SERVICE, accepted_organizations=(MASTERS,)),
+        KubeconfigEntry("super-admin.conf", *_SUPER_ADMIN, Endpoint.PUBLIC),
+        KubeconfigEntry("super-admin.svc", *_SUPER_ADMIN, Endpoint.SERVICE),
     ),
-    _kubeconfig(K.SCHEDULER_KUBECONFIG, "scheduler.conf", "system:kube-scheduler"),
+    _kubeconfig(
+        K.CONTROLLER_MANAGER_KUBECONFIG,
+        KubeconfigEntry(
+            "controller-manager.conf", "system:kube-controller-manager", (), Endpoint.LOOPBACK
+        ),
+    ),
+    _kubeconfig(
+        K.SCHEDULER_KUBECONFIG,
+        KubeconfigEntry("scheduler.conf", "system:kube-scheduler", (), Endpoint.LOOPBACK),
+    ),
     _kubeconfig(
         K.KONNECTIVITY_KUBECONFIG,
-        "konnectivity-server.conf",
-        "system:konnectivity-server",
-        "system:masters",
+        KubeconfigEntry(
+            "konnectivity-server.conf", "system:konnectivity-server", MASTERS, Endpoint.LOCALHOST
+        ),
     ),
 )
 del K

@@ -66,7 +66,9 @@ class TcpSpec:
     """The certificate-shaping facts of one TenantControlPlane.
 
     Empty `advertise_address` defaults to `address`; empty `datastore_user`/`datastore_schema`
-    default to `<namespace>_<name>` with dashes replaced by underscores (Kamaji's default).
+    default to `<namespace>_<name>` with dashes replaced by underscores (older Kamaji's default).
+    `public_hostname` is the ingress or gateway hostname the control plane is reached at
+    (`host` or `host:port`), empty when it is reached at its address.
     """
 
     name: str
@@ -83,6 +85,7 @@ class TcpSpec:
     datastore_driver: str = DEFAULT_DATASTORE_DRIVER
     datastore_user: str = ""
     datastore_schema: str = field(default="")
+    public_hostname: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not self.namespace:
@@ -95,6 +98,8 @@ class TcpSpec:
             raise SpecError(f"unknown datastore driver {self.datastore_driver!r}")
         for san in (self.address, self.advertise_address or self.address, *self.cert_sans):
             normalize_san(san)
+        if self.public_hostname:
+            normalize_san(_split_hostname(self.public_hostname, self.port)[0])
         first_service_ip(self.service_cidr)
         default_user = f"{self.namespace}_{self.name}".replace("-", "_")
         object.__setattr__(self, "address", self.address.strip())
@@ -109,7 +114,9 @@ class TcpSpec:
 
         The address falls back to the host of `status.controlPlaneEndpoint` (a LoadBalancer
         address assigned after creation). The datastore driver comes from
-        `status.storage.driver` (the TCP names only the DataStore), default etcd.
+        `status.storage.driver` (the TCP names only the DataStore), default etcd. The datastore
+        user and schema are `status.storage.setup`'s, else `spec.dataStoreUsername` /
+        `spec.dataStoreSchema` (Kamaji's webhook defaults both to the TCP uid).
         """
         meta = _section(obj, "metadata")
         spec = _section(obj, "spec")
@@ -129,6 +136,7 @@ class TcpSpec:
                 f"spec.networkProfile.port {net.get('port')!r} is not a number"
             ) from None
         sans = net.get("certSANs") or []
+        control_plane = _section(spec, "controlPlane")
         if not isinstance(sans, list):
             raise SpecError("spec.networkProfile.certSANs must be a list")
         return cls(
@@ -144,14 +152,43 @@ class TcpSpec:
             konnectivity=addons.get("konnectivity") is not None,
             datastore=str(spec.get("dataStore") or DEFAULT_DATASTORE),
             datastore_driver=str(storage.get("driver") or DEFAULT_DATASTORE_DRIVER),
-            datastore_user=str(setup.get("user") or ""),
-            datastore_schema=str(spec.get("dataStoreSchema") or setup.get("schema") or ""),
+            # as Kamaji's datastore-config (datastore_storage_config.go): status, then spec
+            datastore_user=str(setup.get("user") or spec.get("dataStoreUsername") or ""),
+            datastore_schema=str(setup.get("schema") or spec.get("dataStoreSchema") or ""),
+            public_hostname=_public_hostname(control_plane),
         )
 
     @property
     def endpoint(self) -> str:
         """`<address>:<port>`, as `.status.controlPlaneEndpoint` shows it."""
         return f"{self.address}:{self.port}"
+
+    @property
+    def public_endpoint(self) -> tuple[str, int]:
+        """(host, port) clients outside reach the apiserver at: kubeadm's controlPlaneEndpoint
+        as Kamaji sets it (internal/resources/kubeadm_config.go): the ingress or gateway
+        hostname when there is one (its port, else the TCP's), else the advertise address."""
+        if self.public_hostname:
+            return _split_hostname(self.public_hostname, self.port)
+        return self.advertise_address, self.port
+
+
+def _split_hostname(hostname: str, default_port: int) -> tuple[str, int]:
+    """Kamaji's GetControlPlaneAddressAndPortFromHostname (internal/utilities/ingress.go)."""
+    parts = hostname.strip().split(":")
+    port = default_port
+    if len(parts) == 2 and parts[1].isdigit() and 0 < int(parts[1]) < 65536:
+        port = int(parts[1])
+    return parts[0], port
+
+
+def _public_hostname(control_plane: Mapping[str, Any]) -> str:
+    """The ingress hostname, else the gateway hostname (the ingress wins, as in Kamaji)."""
+    for key in ("ingress", "gateway"):
+        section = _section(control_plane, key)
+        if section.get("hostname"):
+            return str(section["hostname"])
+    return ""
 
 
 def _section(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -188,7 +225,8 @@ def apiserver_sans(tcp: TcpSpec) -> SubjectAltNames:
         f"{tcp.name}.{tcp.namespace}.svc.cluster.local",
     ]
     ips = [first_service_ip(tcp.service_cidr), "127.0.0.1"]
-    for value in (tcp.address, tcp.advertise_address, *tcp.cert_sans):
+    public = (tcp.public_endpoint[0],) if tcp.public_hostname else ()
+    for value in (tcp.address, tcp.advertise_address, *public, *tcp.cert_sans):
         family, text = normalize_san(value)
         (ips if family == "ip" else dns).append(text)
     return SubjectAltNames(

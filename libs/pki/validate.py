@@ -3,8 +3,10 @@
 `renewal_reasons` gathers a Secret's data once (`material.gather`), then runs the chain of its
 category; each check looks at one thing and yields `Reason`s (cert-manager style: the order of
 the chain reads as the policy). Every reason that applies is returned, not only the first.
-An empty tuple means the Secret is fine. CA Secrets get parse/validity checks but no
-expiry-based renewal: the lifecycle service never rotates a CA for age (see `ca_residual`).
+An empty tuple means the Secret is fine. A kubeconfig Secret with several kubeconfig keys has
+each key checked against its own profile entry (identity, server). CA Secrets get
+parse/validity checks but no expiry-based renewal: the lifecycle service never rotates a CA
+for age (see `ca_residual`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ def _stamp(moment: datetime) -> str:
 def _missing_keys(i: Input) -> Iterator[Reason]:
     for key in i.m.missing:
         yield i.reason(ReasonCode.MISSING_KEY, key, "is missing or empty")
+
+
+def _empty_connection_string(i: Input) -> Iterator[Reason]:
+    # empty is Kamaji's value for etcd; the kine drivers need their endpoint in it
+    key = "DB_CONNECTION_STRING"
+    if i.tcp.datastore_driver != "etcd" and key in i.data and not i.data[key]:
+        yield i.reason(ReasonCode.MISSING_KEY, key, f"is empty ({i.tcp.datastore_driver} needs it)")
 
 
 def _unparseable(i: Input) -> Iterator[Reason]:
@@ -147,12 +156,17 @@ def _subject_mismatch(i: Input) -> Iterator[Reason]:
     external = i.m.kind is SecretKind.DATASTORE_CERTIFICATE and i.tcp.datastore_driver != "etcd"
     if i.m.cert is None or external:
         return
-    want_cn = i.m.profile.common_name or i.tcp.datastore_user
-    want_orgs = sorted(i.m.profile.organizations)
+    entry = i.m.entry
+    if entry is not None:
+        want_cn = entry.common_name
+        valid = (entry.organizations, *entry.accepted_organizations)
+    else:
+        want_cn = i.m.profile.common_name or i.tcp.datastore_user
+        valid = i.m.profile.valid_organizations
     cn, orgs = cert_names(i.m.cert)
-    if cn != want_cn or sorted(orgs) != want_orgs:
+    if cn != want_cn or sorted(orgs) not in [sorted(v) for v in valid]:
         got = f"CN={cn!r} O={list(orgs)!r}"
-        want = f"CN={want_cn!r} O={want_orgs!r}"
+        want = f"CN={want_cn!r} O={' or '.join(repr(list(v)) for v in valid)}"
         yield i.reason(ReasonCode.SUBJECT_MISMATCH, i.m.cert_key, f"has {got}, expected {want}")
 
 
@@ -179,8 +193,8 @@ def _kubeconfig_ca_mismatch(i: Input) -> Iterator[Reason]:
 
 
 def _kubeconfig_server_mismatch(i: Input) -> Iterator[Reason]:
-    creds = i.m.kubeconfig
-    if creds is not None and creds.server != (want := kubeconfig_server(i.m.kind, i.tcp)):
+    creds, key = i.m.kubeconfig, i.m.entry.key if i.m.entry else None
+    if creds is not None and creds.server != (want := kubeconfig_server(i.m.kind, i.tcp, key)):
         yield i.reason(
             ReasonCode.KUBECONFIG_SERVER_MISMATCH,
             i.m.cert_key,
@@ -220,6 +234,7 @@ _KEYPAIR_CHAIN: tuple[Check, ...] = (
 )
 _CONFIG_CHAIN: tuple[Check, ...] = (
     _missing_keys,  # DB_CONNECTION_STRING, DB_SCHEMA, DB_USER, DB_PASSWORD are present
+    _empty_connection_string,  # empty only for etcd
 )
 CHAINS: dict[Category, tuple[Check, ...]] = {
     Category.CA: _CA_CHAIN,
@@ -302,6 +317,8 @@ def reasons_for_material(
     current = _parse_ca(current_ca_pem, "current CA certificate")
     signer = _parse_ca(signer_ca_pem, "signer CA certificate")
     checks = CHAINS[material.profile.category]
-    expected = _expected_signer(material, signer, current)
-    i = Input(material, data, tcp, now, deadline, expected, current)
-    return tuple(reason for check in checks for reason in check(i))
+    reasons: list[Reason] = []
+    for m in (material, *material.others):  # every kubeconfig key present, each on its own
+        i = Input(m, data, tcp, now, deadline, _expected_signer(m, signer, current), current)
+        reasons.extend(reason for check in checks for reason in check(i))
+    return tuple(reasons)

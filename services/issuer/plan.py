@@ -12,6 +12,11 @@ Secrets signed by a rotating CA are re-issued whatever their version, unless alr
 datastore certificate of a MySQL/PostgreSQL DataStore comes from the external PKI: the Secret is
 deleted and rebuilt from the DataStore's client certificate. Each write is one full Secret with
 labels, owner reference, checksum and rotate annotations.
+
+Nothing of value is lost on re-issue: an existing Secret gets every data key Kamaji defines
+for it (admin-kubeconfig: admin.conf, admin.svc, super-admin.conf, super-admin.svc), a data key
+certlc does not know is carried over unchanged, and datastore-config keeps its user, schema and
+password. A Secret created afresh has the seed's keys.
 """
 
 from __future__ import annotations
@@ -238,6 +243,7 @@ def _data(
     signer = signers.for_kind(kind) if kind is not SecretKind.DATASTORE_CONFIG else None
     category = profile(kind).category
     validity = cfg.leaf_validity if category in (Category.X509, Category.KUBECONFIG) else None
+    existing = g.secrets.get(kind)
     data = mint_secret_data(
         kind,
         g.tcp,
@@ -246,10 +252,19 @@ def _data(
         algorithm=cfg.algorithm,
         validity=validity,
         datastore_endpoints=ds.endpoints if ds is not None else (),
+        current=existing.data if existing is not None else None,
     )
     if category is Category.CA:
         signers.minted[kind] = signer_from_secret_data(kind, data)
     return data, False, []
+
+
+def unknown_keys(kind: SecretKind, existing: Existing | None) -> dict[str, bytes]:
+    """The data keys of an existing Secret that the profile does not know: kept on re-issue."""
+    if existing is None:
+        return {}
+    known = set(profile(kind).known_keys)
+    return {k: v for k, v in existing.data.items() if k not in known}
 
 
 def plan(cmd: RotateCommand, g: Gathered, now: datetime, cfg: IssueSettings) -> Plan:
@@ -267,9 +282,10 @@ def plan(cmd: RotateCommand, g: Gathered, now: datetime, cfg: IssueSettings) -> 
         if skip is not None:
             skipped.append(skip)
             continue
-        data, delete_first, notes = _data(kind, g, signers, now, cfg)
+        minted, delete_first, notes = _data(kind, g, signers, now, cfg)
         warnings.extend(notes)
         existing = g.secrets.get(kind)
+        data = {**unknown_keys(kind, existing), **minted}
         writes.append(
             Write(
                 kind=kind,

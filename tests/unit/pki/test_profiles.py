@@ -66,7 +66,14 @@ SUBJECTS = {
         YEAR,
     ),
     K.FRONT_PROXY_CLIENT: ("front-proxy-client", (), (CLIENT,), Signer.FRONT_PROXY_CA, YEAR),
-    K.DATASTORE_CERTIFICATE: ("default_k8s_126", (), (CLIENT,), Signer.DATASTORE_CA, YEAR),
+    # O as Kamaji's NewCertificateTemplate (internal/crypto/crypto.go)
+    K.DATASTORE_CERTIFICATE: (
+        "default_k8s_126",
+        ("system:masters",),
+        (CLIENT,),
+        Signer.DATASTORE_CA,
+        YEAR,
+    ),
     K.KONNECTIVITY_CERTIFICATE: (
         "system:konnectivity-server",
         ("system:masters",),
