@@ -63,6 +63,7 @@ class TcpState:
     deleted_versions: Mapping[SecretKind, str] = field(default_factory=dict)
     rotations: Sequence[RotationRecord] = ()
     datastore_version: str = ""  # resourceVersion of the TCP's DataStore, "" when unknown
+    datastore_observed_at: datetime | None = None  # when the watcher last saw it
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +281,21 @@ def signer_versions(kinds: Sequence[SecretKind], state: TcpState) -> dict[str, s
     return versions
 
 
+def signers_seen_at(kinds: Sequence[SecretKind], state: TcpState) -> datetime | None:
+    """When the watcher last saw what signs `kinds` (the latest of them); None if unknown."""
+    seen: list[datetime | None] = []
+    for kind in kinds:
+        signer = profile(kind).signer
+        if signer is Signer.DATASTORE_CA:
+            seen.append(state.datastore_observed_at)
+        elif (signer_kind := SIGNER_KINDS.get(signer)) is not None and signer_kind not in kinds:
+            observed = state.secrets.get(signer_kind)
+            seen.append(observed.observed_at if observed else None)
+    if not seen or any(at is None for at in seen):
+        return None
+    return max(at for at in seen if at is not None)
+
+
 def resends(state: TcpState, now: datetime, cfg: PolicySettings) -> tuple[Resend, ...]:
     """Recorded rotations to send again: lost, or failed with a new cause."""
     found: list[Resend] = []
@@ -290,7 +306,10 @@ def resends(state: TcpState, now: datetime, cfg: PolicySettings) -> tuple[Resend
         elif record.phase is Phase.FAILED and record.stage is Stage.ISSUE:
             kinds = [k for k in (kind_of(s) for s in record.secrets) if k is not None]
             signers = signer_versions(kinds, state)
-            if signers != record.signers:
+            # A change seen after the failure is a new cause; one seen before is what the
+            # failed attempt already used (lifecycle may learn of it later than the issuer).
+            seen = signers_seen_at(kinds, state)
+            if signers != record.signers and (seen is None or seen > record.updated_at):
                 token = hashlib.sha256(repr(sorted(signers.items())).encode()).hexdigest()[:12]
                 found.append(Resend(record, signers, "a signing Secret changed", token))
     return tuple(found)

@@ -122,6 +122,7 @@ class FleetState:
                 r for r in self.rotations.get(key, {}).values() if r.tcp_uid in ("", tcp.uid)
             ),
             datastore_version=datastore.resource_version if datastore is not None else "",
+            datastore_observed_at=datastore.observed_at if datastore is not None else None,
         )
 
     def counts(self) -> tuple[int, int]:

@@ -380,6 +380,22 @@ def test_should_retry_a_failed_issuance_at_once_when_its_signer_changed() -> Non
     [again] = decide(repaired, NOW, CFG).resends
     assert again.signers == {"ca": "11"}
     assert again.token != ""
+    # A CA change the watcher saw before the failure is what the failed attempt used: no new
+    # cause (lifecycle may only learn of it after the issuer did).
+    before = TcpState(
+        tcp(),
+        healthy(APISERVER=None, CA=secret(K.CA, rv="11", observed_at=NOW - timedelta(seconds=1))),
+        deleted_versions={K.APISERVER: "55"},
+        rotations=(failed,),
+    )
+    assert decide(before, NOW, CFG).resends == ()
+    after = TcpState(
+        tcp(),
+        healthy(APISERVER=None, CA=secret(K.CA, rv="11", observed_at=NOW + timedelta(seconds=1))),
+        deleted_versions={K.APISERVER: "55"},
+        rotations=(failed,),
+    )
+    assert len(decide(after, NOW + timedelta(seconds=2), CFG).resends) == 1
 
 
 def test_should_count_the_datastore_as_the_signer_of_the_datastore_certificate() -> None:
