@@ -238,3 +238,48 @@ def apiserver_sans(tcp: TcpSpec) -> SubjectAltNames:
 def managed_kinds(tcp: TcpSpec) -> tuple[SecretKind, ...]:
     """The Secret kinds this TCP has, in SecretKind order (konnectivity ones when enabled)."""
     return kinds_for(konnectivity=tcp.konnectivity)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretKeyRef:
+    """One key of one Secret, as a DataStore's `{secretReference: {name, namespace, keyPath}}`
+    names it (Kamaji's `api/v1alpha1/datastore_types.go`, ContentRef)."""
+
+    namespace: str
+    name: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DataStoreRefs:
+    """Where a DataStore's TLS material lives: its CA and the client certificate."""
+
+    ca_cert: SecretKeyRef | None
+    ca_key: SecretKeyRef | None
+    client_cert: SecretKeyRef | None
+    client_key: SecretKeyRef | None
+
+
+def secret_key_ref(content: Mapping[str, Any] | None) -> SecretKeyRef | None:
+    """The Secret key a ContentRef points at; None when it names none (inline content, or
+    nothing)."""
+    ref = (content or {}).get("secretReference") or {}
+    if not isinstance(ref, Mapping):
+        return None
+    name, namespace, key = ref.get("name"), ref.get("namespace"), ref.get("keyPath")
+    if not (name and namespace and key):
+        return None
+    return SecretKeyRef(str(namespace), str(name), str(key))
+
+
+def datastore_refs(datastore: Mapping[str, Any]) -> DataStoreRefs:
+    """The references of `spec.tlsConfig` of a DataStore object."""
+    tls = _section(_section(datastore, "spec"), "tlsConfig")
+    ca = _section(tls, "certificateAuthority")
+    client = _section(tls, "clientCertificate")
+    return DataStoreRefs(
+        ca_cert=secret_key_ref(_section(ca, "certificate")),
+        ca_key=secret_key_ref(_section(ca, "privateKey")),
+        client_cert=secret_key_ref(_section(client, "certificate")),
+        client_key=secret_key_ref(_section(client, "privateKey")),
+    )

@@ -30,6 +30,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     watch_label_selector: str = "kamaji.clastix.io/project=kamaji"
     watch_timeout: timedelta = timedelta(minutes=5)
     resync: timedelta = timedelta(hours=10)  # publish every object's facts again; 0: never
+    datastore_poll: timedelta = timedelta(seconds=30)  # re-read the DataStores' CAs; 0: never
     # lifecycle
     renew_deadline: timedelta = timedelta(hours=24)
     renew_jitter: float = 0.25  # renewals spread over this share of the deadline, earlier

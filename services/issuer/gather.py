@@ -14,6 +14,8 @@ from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import NotFound
 from libs.pki import PkiError, SecretKind, TcpSpec, secret_name
+from libs.pki.errors import SpecError
+from libs.pki.tcp import SecretKeyRef, datastore_refs
 from services.issuer.plan import DataStoreFacts, Existing, Gathered
 
 DATASTORE_KINDS = frozenset({SecretKind.DATASTORE_CERTIFICATE, SecretKind.DATASTORE_CONFIG})
@@ -47,16 +49,14 @@ async def _get_secret(kube: KubeClient, namespace: str, name: str) -> dict[str, 
         return None
 
 
-async def _ref(kube: KubeClient, ref: Mapping[str, Any] | None) -> bytes | None:
-    """The bytes a DataStore `{secretReference: {name, namespace, keyPath}}` points at."""
-    sref = (ref or {}).get("secretReference") or {}
-    name, namespace, key = sref.get("name"), sref.get("namespace"), sref.get("keyPath")
-    if not (name and namespace and key):
+async def _ref(kube: KubeClient, ref: SecretKeyRef | None) -> bytes | None:
+    """The bytes a DataStore reference points at (None: no reference, or nothing there)."""
+    if ref is None:
         return None
-    obj = await _get_secret(kube, str(namespace), str(name))
+    obj = await _get_secret(kube, ref.namespace, ref.name)
     if obj is None:
         return None
-    return _decode(obj.get("data") or {}).get(str(key))
+    return _decode(obj.get("data") or {}).get(ref.key)
 
 
 async def datastore_facts(kube: KubeClient, name: str) -> DataStoreFacts | None:
@@ -65,17 +65,18 @@ async def datastore_facts(kube: KubeClient, name: str) -> DataStoreFacts | None:
     except NotFound:
         return None
     spec = ds.get("spec") or {}
-    tls = spec.get("tlsConfig") or {}
-    ca = tls.get("certificateAuthority") or {}
-    client = tls.get("clientCertificate") or {}
+    try:
+        refs = datastore_refs(ds)
+    except SpecError as exc:
+        raise PermanentError(f"DataStore {name}: {exc}") from None
     return DataStoreFacts(
         name=name,
         driver=str(spec.get("driver") or "etcd"),
         endpoints=tuple(str(e) for e in spec.get("endpoints") or ()),
-        ca_cert=await _ref(kube, ca.get("certificate")),
-        ca_key=await _ref(kube, ca.get("privateKey")),
-        client_cert=await _ref(kube, client.get("certificate")),
-        client_key=await _ref(kube, client.get("privateKey")),
+        ca_cert=await _ref(kube, refs.ca_cert),
+        ca_key=await _ref(kube, refs.ca_key),
+        client_cert=await _ref(kube, refs.client_cert),
+        client_key=await _ref(kube, refs.client_key),
     )
 
 

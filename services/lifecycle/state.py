@@ -30,6 +30,15 @@ from services.lifecycle.policy import TcpState, kind_of
 TcpKey = tuple[str, str]
 
 
+def datastore_version(datastore: DataStoreObserved | None) -> str:
+    """What identifies a DataStore's signing material: the object's version and its CA's
+    fingerprint (a CA Secret replaced under an unchanged DataStore counts too)."""
+    if datastore is None:
+        return ""
+    ca = datastore.ca.fingerprint_sha256 if datastore.ca is not None else ""
+    return f"{datastore.resource_version}/{ca}"
+
+
 @dataclass
 class FleetState:
     tcps: dict[TcpKey, TcpObserved] = field(default_factory=dict)
@@ -121,7 +130,7 @@ class FleetState:
             rotations=tuple(
                 r for r in self.rotations.get(key, {}).values() if r.tcp_uid in ("", tcp.uid)
             ),
-            datastore_version=datastore.resource_version if datastore is not None else "",
+            datastore_version=datastore_version(datastore),
             datastore_observed_at=datastore.observed_at if datastore is not None else None,
         )
 

@@ -36,12 +36,14 @@ from libs.contracts.messages import WatcherSynced
 from libs.kube.client import KubeClient
 from libs.kube.errors import KubeError, NotFound
 from libs.kube.informer import Informer
+from libs.pki import PkiError
+from libs.pki.tcp import datastore_refs
 from libs.runtime import topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
 from services.watcher.cache import Cache, Round, SecretKey
 from services.watcher.checker import CheckerError, CheckerProcess
-from services.watcher.facts import Batch, Checked, Job, check, vanished
+from services.watcher.facts import Batch, Checked, Job, check, secret_data, vanished
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class Watcher:
         self.signalled = False  # a wake-up is on its way to the loop
         self.room = threading.Event()  # set when held() dropped below MAX_QUEUED
         self.stop = threading.Event()
+        self.datastores_changed = asyncio.Event()  # read their CAs again
         self.synced: dict[str, asyncio.Event] = {
             r: asyncio.Event() for r in ("secrets", "datastores", "tcps")
         }
@@ -140,6 +143,8 @@ class Watcher:
             resource, kind, obj = self.inbox.popleft()
             if kind == "SYNCED":
                 self.synced[resource].set()
+            elif resource == "datastores":
+                self.datastores_changed.set()
             self.cache.fold(resource, kind, obj)
         self._make_room()
 
@@ -251,6 +256,53 @@ class Watcher:
             tcps, secrets = self.cache.resync()
             log.info("periodic resync: %d TCPs, %d Secrets published again", tcps, secrets)
             self.wake.set()
+
+    async def follow_datastore_cas(self, stop: asyncio.Event) -> None:
+        """Read the CA certificate each etcd DataStore references, every
+        CERTLC_DATASTORE_POLL and whenever a DataStore changes. Kamaji does not label that
+        Secret, so no watch of certlc's sees it; a changed CA re-checks the datastore
+        certificate of every TCP on that DataStore (which lifecycle then re-issues)."""
+        period = self.settings.datastore_poll.total_seconds()
+        if period <= 0:
+            await stop.wait()
+            return
+        await self.synced["datastores"].wait()
+        while not stop.is_set():
+            self.datastores_changed.clear()
+            etcd = {
+                name: ds
+                for name, ds in self.cache.datastores.items()
+                if str((ds.get("spec") or {}).get("driver") or "etcd").lower() == "etcd"
+            }
+            read = await asyncio.to_thread(self._read_datastore_cas, etcd)
+            changed = [name for name, pem in read.items() if self.cache.datastore_ca(name, pem)]
+            if changed:
+                log.info("DataStore CA changed: %s", ", ".join(sorted(changed)))
+                self.wake.set()
+            waits = {
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self.datastores_changed.wait()),
+            }
+            try:
+                await asyncio.wait(waits, timeout=period, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+
+    def _read_datastore_cas(self, datastores: dict[str, Obj]) -> dict[str, bytes | None]:
+        """On a worker thread: the CA certificate each DataStore references (None: none);
+        one that cannot be read now is left out (what is known stays)."""
+        out: dict[str, bytes | None] = {}
+        for name, ds in datastores.items():
+            try:
+                ref = datastore_refs(ds).ca_cert
+                secret = self.kube.get_secret(ref.namespace, ref.name) if ref else None
+                out[name] = secret_data(secret)[0].get(ref.key) if secret and ref else None
+            except NotFound:
+                out[name] = None
+            except (KubeError, PkiError) as exc:
+                log.warning("cannot read the CA of DataStore %s: %s", name, exc)
+        return out
 
     async def _send(self) -> None:
         """Publish the rounds in the order they were taken."""
@@ -406,6 +458,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
                 publisher=watcher.run_publisher(stop),
                 starter=watcher.start(),
                 resync=watcher.resync(stop),
+                datastore_cas=watcher.follow_datastore_cas(stop),
             )
         finally:
             watcher.stop.set()  # the informer threads

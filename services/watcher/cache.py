@@ -33,6 +33,7 @@ from services.watcher.facts import (
     Checked,
     Job,
     Tcp,
+    datastore_ca_summary,
     datastore_deleted,
     meta,
     msg_id,
@@ -105,6 +106,7 @@ class Cache:
         default_factory=lambda: defaultdict(dict)
     )
     ca_certs: dict[tuple[TcpKey, SecretKind], bytes] = field(default_factory=dict)
+    datastore_cas: dict[str, bytes] = field(default_factory=dict)  # DataStore -> its CA (PEM)
     pending: dict[SecretKey, Obj] = field(default_factory=dict)  # data not yet checked
     gone_secrets: dict[SecretKey, SecretRef] = field(default_factory=dict)
     gone_tcps: dict[TcpKey, Obj] = field(default_factory=dict)
@@ -186,6 +188,23 @@ class Cache:
                 self.dirty_secrets.update((key[0], key[1], k) for k in self.secrets.get(key, {}))
         self.dirty_tcps.add(key)
 
+    def datastore_ca(self, name: str, pem: bytes | None) -> bool:
+        """The CA certificate the DataStore `name` references, as last read (None: none, or
+        unreadable). When it changed, the DataStore's facts and the datastore certificate of
+        every TCP on it are checked again; True then."""
+        if self.datastore_cas.get(name) == pem:
+            return False
+        if pem is None:
+            self.datastore_cas.pop(name, None)
+        else:
+            self.datastore_cas[name] = pem
+        self.dirty_datastores.add(name)
+        kind = SecretKind.DATASTORE_CERTIFICATE
+        for key, spec in self.specs.items():
+            if spec is not None and spec.datastore == name and kind in self.secrets.get(key, {}):
+                self.dirty_secrets.add((key[0], key[1], kind))
+        return True
+
     # --- handing over ----------------------------------------------------------------------
 
     def has_work(self) -> bool:
@@ -235,6 +254,7 @@ class Cache:
                         self.specs.get(key),
                         self.ca_certs.get((key, SecretKind.CA)),
                         self.ca_certs.get((key, SecretKind.FRONT_PROXY_CA)),
+                        self._datastore_ca_of(key),
                     )
                 )
             obj = self.pending.pop(skey, None)
@@ -246,6 +266,10 @@ class Cache:
         others = self._others(now) if not self.dirty_secrets else []
         return Round(deleted, Batch(now, tcps, jobs), refetch, others)
 
+    def _datastore_ca_of(self, key: TcpKey) -> bytes | None:
+        spec = self.specs.get(key)
+        return self.datastore_cas.get(spec.datastore) if spec is not None else None
+
     def _others(self, now: datetime) -> list[Checked]:
         if self.holding:
             return []
@@ -253,7 +277,9 @@ class Cache:
         for name in sorted(self.dirty_datastores):
             ds = self.datastores.get(name)
             if ds is not None:
-                observed = observe_datastore(ds, ca=None, client=None, now=now)
+                observed = observe_datastore(
+                    ds, ca=datastore_ca_summary(self.datastore_cas.get(name)), client=None, now=now
+                )
                 out.append(checked(subjects.datastore_event(name), observed))
             elif (gone_ds := self.gone_datastores.pop(name, None)) is not None:
                 out.append(checked(subjects.datastore_event(name), datastore_deleted(gone_ds, now)))

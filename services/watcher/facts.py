@@ -47,7 +47,7 @@ from libs.pki import (
     kind_from_secret_name,
     split_secret_name,
 )
-from libs.pki.inspect import summarize_material
+from libs.pki.inspect import summarize, summarize_material
 from libs.pki.material import Material
 from libs.pki.validate import reasons_for_material
 
@@ -236,6 +236,17 @@ def datastore_deleted(obj: Obj, now: datetime) -> DataStoreDeleted:
     )
 
 
+def datastore_ca_summary(pem: bytes | None) -> CertSummary | None:
+    """The facts of a DataStore's CA certificate; None when there is none or it is unreadable
+    (the datastore certificates then are not checked against it)."""
+    if pem is None:
+        return None
+    try:
+        return summarize(SecretKind.CA, {"ca.crt": pem})
+    except PkiError:
+        return None
+
+
 def observe_datastore(
     obj: Obj, *, ca: CertSummary | None, client: CertSummary | None, now: datetime
 ) -> DataStoreObserved:
@@ -299,6 +310,7 @@ class Tcp(msgspec.Struct, array_like=True, frozen=True):
     spec: TcpSpec | None
     ca_pem: bytes | None
     front_proxy_ca_pem: bytes | None
+    datastore_ca_pem: bytes | None = None  # the CA of the TCP's DataStore (etcd)
 
 
 class Job(msgspec.Struct, array_like=True, frozen=True):
@@ -335,7 +347,7 @@ def check(batch: Batch) -> list[Checked]:
             now=batch.now,
             ca_pem=tcp.ca_pem,
             front_proxy_ca_pem=tcp.front_proxy_ca_pem,
-            datastore_ca_pem=None,
+            datastore_ca_pem=tcp.datastore_ca_pem,
         )
         subject = subjects.secret_event(tcp.namespace, tcp.name, f"{tcp.name}-{kind.value}")
         out.append(Checked(subject, encode(observed), msg_id(observed)))
