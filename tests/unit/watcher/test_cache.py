@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgspec
@@ -17,7 +18,7 @@ from libs.contracts.messages import (
 )
 from libs.pki import SecretKind
 from services.watcher.cache import Cache
-from services.watcher.facts import check, vanished
+from services.watcher.facts import Batch, Job, check, vanished
 from tests.unit.pki._support import NOW, TCP
 from tests.unit.watcher._objects import KINDS, secret_object, tcp_object
 
@@ -206,3 +207,31 @@ def test_subjects_the_lists_no_longer_have_become_deletion_facts() -> None:
     assert msgspec.json.decode(tcp.payload, type=TcpObserved | TcpDeleted).__class__ is TcpDeleted
     assert vanished(subjects.WATCHER_SYNCED, NOW) is None
     assert vanished(subjects.secret_event("default", "old", "unrelated"), NOW) is None
+
+
+def test_a_new_datastore_ca_re_checks_the_datastore_certificates_on_it_against_it() -> None:
+    cache = listed_cache()
+    cache.holding = False
+    cache.fold("datastores", "ADDED", datastore_object("1"))
+    cache.take(NOW)
+    assert TCP.datastore == "default"
+    other_ca = secret_object(SecretKind.FRONT_PROXY_CA)  # any CA that did not sign it
+    pem = base64.b64decode(other_ca["data"]["front-proxy-ca.crt"])
+    assert cache.datastore_ca("default", pem) is True
+    assert cache.datastore_ca("default", pem) is False  # the same CA again: nothing to do
+    work = cache.take(NOW)
+    assert [s[2] for s, _ in work.refetch] == [SecretKind.DATASTORE_CERTIFICATE]
+    (tcp,) = work.batch.tcps
+    assert tcp.datastore_ca_pem == pem
+    facts = msgspec.json.Decoder(DataStoreObserved).decode
+    (ds,) = [facts(m.payload) for m in work.others if ".datastore." in m.subject]
+    assert ds.ca is not None
+    # Checked against it, the certificate is flagged: it was not signed by this CA.
+    skey, index = work.refetch[0]
+    batch = Batch(NOW, work.batch.tcps, [Job(index, skey[2].value, secret_object(skey[2]))])
+    (checked,) = check(batch)
+    observed = decode(checked.payload)
+    assert isinstance(observed, SecretObserved)
+    assert observed.problems, "a datastore certificate of another CA must be flagged"
+    assert cache.datastore_ca("other", pem) is True  # no TCP on it: only its facts
+    assert not cache.take(NOW).refetch
