@@ -130,6 +130,15 @@ def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode() for k, v in data.items()}
 
 
+def rotate_stamp(annotations: Mapping[str, str], now: datetime) -> dict[str, str]:
+    """As Kamaji does: a requested rotation (`certs.kamaji.clastix.io/rotate: ""`) is answered
+    with the time it was done (RFC 3339), so it does not loop; a Secret nobody asked to rotate
+    gets no such annotation, and `kubectl annotate ... rotate=""` then needs no --overwrite."""
+    if annotations.get(ROTATE_ANNOTATION) == "":
+        return {ROTATE_ANNOTATION: now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {}
+
+
 def secret_body(
     g: Gathered, kind: SecretKind, data: Mapping[str, bytes], rotation_id: str, now: datetime
 ) -> dict[str, Any]:
@@ -137,11 +146,8 @@ def secret_body(
     existing = g.secrets.get(kind)
     labels = {**(existing.labels if existing else {}), **secret_labels(g.tcp, kind)}
     annotations = dict(existing.annotations) if existing else {}
-    annotations.update({
-        CHECKSUM_ANNOTATION: checksum(data),
-        ROTATE_ANNOTATION: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ROTATION_ANNOTATION: rotation_id,
-    })  # fmt: skip
+    annotations.update({CHECKSUM_ANNOTATION: checksum(data), ROTATION_ANNOTATION: rotation_id})
+    annotations.update(rotate_stamp(annotations, now))
     metadata: dict[str, Any] = {
         "name": secret_name(g.tcp.name, kind),
         "namespace": g.tcp.namespace,

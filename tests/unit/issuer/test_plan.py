@@ -25,6 +25,7 @@ from services.issuer.plan import (
     IssueSettings,
     PlanError,
     plan,
+    rotate_stamp,
 )
 
 K = SecretKind
@@ -82,7 +83,7 @@ def test_should_mint_a_missing_leaf_signed_by_the_current_ca(
     assert isinstance(meta, dict)
     assert meta["labels"]["kamaji.clastix.io/certificate_lifecycle_controller"] == "x509"
     assert meta["annotations"]["kamaji.clastix.io/checksum"] == checksum(data)
-    assert meta["annotations"]["certs.kamaji.clastix.io/rotate"] == "2026-06-01T12:00:00Z"
+    assert "certs.kamaji.clastix.io/rotate" not in meta["annotations"]  # nobody asked
     assert meta["annotations"][ROTATION_ANNOTATION] == "rot-1"
     assert meta["ownerReferences"][0]["uid"] == "tcp-uid"
 
@@ -185,3 +186,19 @@ def test_should_rebuild_a_postgresql_datastore_certificate_from_the_external_pki
     assert write.replace_version is None
     assert decoded(write.body)["server.crt"] == client["server.crt"]
     assert any("external client certificate expires" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (None, None),  # not asked for: no annotation (kubectl annotate needs no --overwrite)
+        ("", "2026-06-01T12:00:00Z"),  # asked for: answered with the time, as Kamaji does
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),  # an earlier answer stays
+    ],
+)
+def test_should_stamp_the_rotate_annotation_only_after_a_requested_rotation(
+    before: str | None, after: str | None
+) -> None:
+    annotations = {} if before is None else {"certs.kamaji.clastix.io/rotate": before}
+    stamped = {**annotations, **rotate_stamp(annotations, NOW)}
+    assert stamped.get("certs.kamaji.clastix.io/rotate") == after
