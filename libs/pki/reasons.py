@@ -30,6 +30,7 @@ class ReasonCode(StrEnum):
     SAN_MISSING = "san-missing"  # a required SAN is absent (extra SANs are fine)
     KUBECONFIG_CA_MISMATCH = "kubeconfig-ca-mismatch"  # embedded CA is not the current CA
     KUBECONFIG_SERVER_MISMATCH = "kubeconfig-server-mismatch"  # server URL is not the profile's
+    EXTERNAL_COPY_MISMATCH = "external-copy-mismatch"  # not the DataStore's client certificate
 
 
 EXPIRY_CODES = frozenset({ReasonCode.EXPIRED, ReasonCode.EXPIRING})

@@ -37,7 +37,7 @@ from libs.kube.client import KubeClient
 from libs.kube.errors import KubeError, NotFound
 from libs.kube.informer import Informer
 from libs.pki import PkiError
-from libs.pki.tcp import datastore_refs
+from libs.pki.tcp import SecretKeyRef, datastore_refs
 from libs.runtime import topology
 from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
@@ -258,10 +258,11 @@ class Watcher:
             self.wake.set()
 
     async def follow_datastore_cas(self, stop: asyncio.Event) -> None:
-        """Read the CA certificate each etcd DataStore references, every
-        CERTLC_DATASTORE_POLL and whenever a DataStore changes. Kamaji does not label that
-        Secret, so no watch of certlc's sees it; a changed CA re-checks the datastore
-        certificate of every TCP on that DataStore (which lifecycle then re-issues)."""
+        """Read the CA certificate and the client certificate each DataStore references, every
+        CERTLC_DATASTORE_POLL and whenever a DataStore changes. Kamaji does not label those
+        Secrets, so no watch of certlc's sees them; a change re-checks the datastore
+        certificate of every TCP on that DataStore (which lifecycle then re-issues: signed by
+        the new etcd CA, or copied again from MySQL's or PostgreSQL's)."""
         period = self.settings.datastore_poll.total_seconds()
         if period <= 0:
             await stop.wait()
@@ -269,15 +270,14 @@ class Watcher:
         await self.synced["datastores"].wait()
         while not stop.is_set():
             self.datastores_changed.clear()
-            etcd = {
-                name: ds
-                for name, ds in self.cache.datastores.items()
-                if str((ds.get("spec") or {}).get("driver") or "etcd").lower() == "etcd"
-            }
-            read = await asyncio.to_thread(self._read_datastore_cas, etcd)
-            changed = [name for name, pem in read.items() if self.cache.datastore_ca(name, pem)]
+            read = await asyncio.to_thread(self._read_datastores, dict(self.cache.datastores))
+            changed = [
+                n
+                for n, (ca, client) in read.items()
+                if self.cache.datastore_material(n, ca, client)
+            ]
             if changed:
-                log.info("DataStore CA changed: %s", ", ".join(sorted(changed)))
+                log.info("DataStore certificates changed: %s", ", ".join(sorted(changed)))
                 self.wake.set()
             waits = {
                 asyncio.ensure_future(stop.wait()),
@@ -289,20 +289,29 @@ class Watcher:
                 for waiting in waits:
                     waiting.cancel()
 
-    def _read_datastore_cas(self, datastores: dict[str, Obj]) -> dict[str, bytes | None]:
-        """On a worker thread: the CA certificate each DataStore references (None: none);
-        one that cannot be read now is left out (what is known stays)."""
-        out: dict[str, bytes | None] = {}
+    def _read_datastores(
+        self, datastores: dict[str, Obj]
+    ) -> dict[str, tuple[bytes | None, bytes | None]]:
+        """On a worker thread: the CA certificate and the client certificate each DataStore
+        references (None: none); one that cannot be read now is left out (what is known
+        stays)."""
+        out: dict[str, tuple[bytes | None, bytes | None]] = {}
         for name, ds in datastores.items():
             try:
-                ref = datastore_refs(ds).ca_cert
-                secret = self.kube.get_secret(ref.namespace, ref.name) if ref else None
-                out[name] = secret_data(secret)[0].get(ref.key) if secret and ref else None
-            except NotFound:
-                out[name] = None
+                refs = datastore_refs(ds)
+                out[name] = (self._read_ref(refs.ca_cert), self._read_ref(refs.client_cert))
             except (KubeError, PkiError) as exc:
-                log.warning("cannot read the CA of DataStore %s: %s", name, exc)
+                log.warning("cannot read the certificates of DataStore %s: %s", name, exc)
         return out
+
+    def _read_ref(self, ref: SecretKeyRef | None) -> bytes | None:
+        if ref is None:
+            return None
+        try:
+            secret = self.kube.get_secret(ref.namespace, ref.name)
+        except NotFound:
+            return None
+        return secret_data(secret)[0].get(ref.key)
 
     async def _send(self) -> None:
         """Publish the rounds in the order they were taken."""

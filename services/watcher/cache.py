@@ -34,6 +34,7 @@ from services.watcher.facts import (
     Job,
     Tcp,
     datastore_ca_summary,
+    datastore_client_summary,
     datastore_deleted,
     meta,
     msg_id,
@@ -107,6 +108,7 @@ class Cache:
     )
     ca_certs: dict[tuple[TcpKey, SecretKind], bytes] = field(default_factory=dict)
     datastore_cas: dict[str, bytes] = field(default_factory=dict)  # DataStore -> its CA (PEM)
+    datastore_clients: dict[str, bytes] = field(default_factory=dict)  # -> its client cert
     pending: dict[SecretKey, Obj] = field(default_factory=dict)  # data not yet checked
     gone_secrets: dict[SecretKey, SecretRef] = field(default_factory=dict)
     gone_tcps: dict[TcpKey, Obj] = field(default_factory=dict)
@@ -188,16 +190,17 @@ class Cache:
                 self.dirty_secrets.update((key[0], key[1], k) for k in self.secrets.get(key, {}))
         self.dirty_tcps.add(key)
 
-    def datastore_ca(self, name: str, pem: bytes | None) -> bool:
-        """The CA certificate the DataStore `name` references, as last read (None: none, or
-        unreadable). When it changed, the DataStore's facts and the datastore certificate of
-        every TCP on it are checked again; True then."""
-        if self.datastore_cas.get(name) == pem:
+    def datastore_material(self, name: str, ca: bytes | None, client: bytes | None) -> bool:
+        """The CA certificate and the client certificate the DataStore `name` references, as
+        last read (None: none, or unreadable). When either changed, the DataStore's facts and
+        the datastore certificate of every TCP on it are checked again; True then."""
+        if self.datastore_cas.get(name) == ca and self.datastore_clients.get(name) == client:
             return False
-        if pem is None:
-            self.datastore_cas.pop(name, None)
-        else:
-            self.datastore_cas[name] = pem
+        for table, pem in ((self.datastore_cas, ca), (self.datastore_clients, client)):
+            if pem is None:
+                table.pop(name, None)
+            else:
+                table[name] = pem
         self.dirty_datastores.add(name)
         kind = SecretKind.DATASTORE_CERTIFICATE
         for key, spec in self.specs.items():
@@ -254,7 +257,7 @@ class Cache:
                         self.specs.get(key),
                         self.ca_certs.get((key, SecretKind.CA)),
                         self.ca_certs.get((key, SecretKind.FRONT_PROXY_CA)),
-                        self._datastore_ca_of(key),
+                        *self._datastore_pems_of(key),
                     )
                 )
             obj = self.pending.pop(skey, None)
@@ -266,9 +269,11 @@ class Cache:
         others = self._others(now) if not self.dirty_secrets else []
         return Round(deleted, Batch(now, tcps, jobs), refetch, others)
 
-    def _datastore_ca_of(self, key: TcpKey) -> bytes | None:
+    def _datastore_pems_of(self, key: TcpKey) -> tuple[bytes | None, bytes | None]:
         spec = self.specs.get(key)
-        return self.datastore_cas.get(spec.datastore) if spec is not None else None
+        if spec is None:
+            return None, None
+        return self.datastore_cas.get(spec.datastore), self.datastore_clients.get(spec.datastore)
 
     def _others(self, now: datetime) -> list[Checked]:
         if self.holding:
@@ -278,7 +283,10 @@ class Cache:
             ds = self.datastores.get(name)
             if ds is not None:
                 observed = observe_datastore(
-                    ds, ca=datastore_ca_summary(self.datastore_cas.get(name)), client=None, now=now
+                    ds,
+                    ca=datastore_ca_summary(self.datastore_cas.get(name)),
+                    client=datastore_client_summary(self.datastore_clients.get(name)),
+                    now=now,
                 )
                 out.append(checked(subjects.datastore_event(name), observed))
             elif (gone_ds := self.gone_datastores.pop(name, None)) is not None:

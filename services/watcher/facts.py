@@ -45,6 +45,7 @@ from libs.pki import (
     TcpSpec,
     gather,
     kind_from_secret_name,
+    profile,
     split_secret_name,
 )
 from libs.pki.inspect import summarize, summarize_material
@@ -126,6 +127,7 @@ def observe_secret(
     front_proxy_ca_pem: bytes | None,
     datastore_ca_pem: bytes | None,
     now: datetime,
+    datastore_client_pem: bytes | None = None,
 ) -> SecretObserved:
     """The facts about one Secret of a TCP. `tcp` None: the TCP is not known (yet), so the
     checks that need its spec (SANs) and the problems list are skipped."""
@@ -154,6 +156,7 @@ def observe_secret(
             for r in reasons
             if r.code not in TIME_CODES
         )
+        problems.extend(external_copy_problems(kind, data, datastore_client_pem))
     summary = _summary(material)
     return SecretObserved(
         namespace=str(m.get("namespace") or ""),
@@ -171,6 +174,21 @@ def observe_secret(
         problems=tuple(problems),
         observed_at=now,
     )
+
+
+def external_copy_problems(
+    kind: SecretKind, data: Mapping[str, bytes], client_pem: bytes | None
+) -> list[Problem]:
+    """For a MySQL or PostgreSQL DataStore the datastore certificate is a copy of the
+    DataStore's own client certificate: a copy that differs (the DataStore's was replaced)
+    is to be copied again."""
+    key = profile(kind).cert_key
+    if kind is not SecretKind.DATASTORE_CERTIFICATE or client_pem is None or key is None:
+        return []
+    if data.get(key, b"").strip() == client_pem.strip():
+        return []
+    message = f"{key} is not the client certificate its DataStore references (it was replaced)"
+    return [Problem(code=ReasonCode.EXTERNAL_COPY_MISMATCH.value, message=message)]
 
 
 def secret_deleted(secret: Obj, tcp_name: str, kind: SecretKind, now: datetime) -> SecretDeleted:
@@ -247,6 +265,16 @@ def datastore_ca_summary(pem: bytes | None) -> CertSummary | None:
         return None
 
 
+def datastore_client_summary(pem: bytes | None) -> CertSummary | None:
+    """The facts of a DataStore's own client certificate (MySQL, PostgreSQL)."""
+    if pem is None:
+        return None
+    try:
+        return summarize(SecretKind.DATASTORE_CERTIFICATE, {"server.crt": pem})
+    except PkiError:
+        return None
+
+
 def observe_datastore(
     obj: Obj, *, ca: CertSummary | None, client: CertSummary | None, now: datetime
 ) -> DataStoreObserved:
@@ -310,7 +338,8 @@ class Tcp(msgspec.Struct, array_like=True, frozen=True):
     spec: TcpSpec | None
     ca_pem: bytes | None
     front_proxy_ca_pem: bytes | None
-    datastore_ca_pem: bytes | None = None  # the CA of the TCP's DataStore (etcd)
+    datastore_ca_pem: bytes | None = None  # the CA of the TCP's DataStore
+    datastore_client_pem: bytes | None = None  # its client certificate (MySQL, PostgreSQL)
 
 
 class Job(msgspec.Struct, array_like=True, frozen=True):
@@ -348,6 +377,7 @@ def check(batch: Batch) -> list[Checked]:
             ca_pem=tcp.ca_pem,
             front_proxy_ca_pem=tcp.front_proxy_ca_pem,
             datastore_ca_pem=tcp.datastore_ca_pem,
+            datastore_client_pem=tcp.datastore_client_pem,
         )
         subject = subjects.secret_event(tcp.namespace, tcp.name, f"{tcp.name}-{kind.value}")
         out.append(Checked(subject, encode(observed), msg_id(observed)))

@@ -15,7 +15,7 @@ import pytest
 
 from certlc_dev.devenv import seed
 from certlc_dev.devenv.stack import seed_datastores, seed_tenant
-from libs.pki import SecretKind, TcpSpec, mint_secret_data
+from libs.pki import SecretKind, TcpSpec, mint_secret_data, signer_from_secret_data
 from tests.e2e.harness import Stack, openssl_verify, start_stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -28,7 +28,7 @@ CERT = "datastore-certificate"
 def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterator[Stack]:
     settings = {"CERTLC_DATASTORE_POLL": "2s"}
     for s in start_stack(Path(tmp_path_factory.mktemp("e2e-ds-ca")), kube_serving, settings):
-        seed_datastores(s.sim, postgres=False)
+        seed_datastores(s.sim)
         for obj in seed.etcd_datastore("other"):
             s.sim.create(obj)
         for name in ON_DEFAULT:
@@ -73,3 +73,50 @@ def test_a_new_datastore_ca_re_issues_the_datastore_certificate_of_each_of_its_t
     # The TCP on the other DataStore is untouched.
     assert not reissued("ds-other")
     assert stack.rollouts_completed("ds-other") == rollouts["ds-other"]
+
+
+def test_a_replaced_external_client_certificate_is_copied_to_its_tcp_and_rolled_out(
+    stack: Stack,
+) -> None:
+    seed_tenant(stack.sim, "ds-pg", datastore="postgres", driver="PostgreSQL")
+    stack.first_issued("ds-pg", timeout=60)
+    stack.quiet("ds-pg")
+    before = stack.secrets("ds-pg")["ds-pg-datastore-certificate"]["metadata"]["resourceVersion"]
+    rollouts = stack.rollouts_completed("ds-pg")
+    # The database's PKI is renewed outside certlc: a new CA and a client certificate of it.
+    placeholder = TcpSpec(name="datastore", namespace=seed.DATASTORE_NAMESPACE, address="127.0.0.1")
+    now = datetime.now(UTC)
+    ca = mint_secret_data(SecretKind.CA, placeholder, now=now)
+    client = mint_secret_data(
+        SecretKind.DATASTORE_CERTIFICATE,
+        placeholder,
+        now=now,
+        signer=signer_from_secret_data(SecretKind.CA, ca),
+    )
+    stack.sim.patch(
+        "secrets",
+        "postgres-pki",
+        {
+            "data": {
+                "ca.crt": base64.b64encode(ca["ca.crt"]).decode(),
+                "tls.crt": base64.b64encode(client["server.crt"]).decode(),
+                "tls.key": base64.b64encode(client["server.key"]).decode(),
+            }
+        },
+        namespace=seed.DATASTORE_NAMESPACE,
+    )
+    wait_for(
+        lambda: (
+            stack.secrets("ds-pg")["ds-pg-datastore-certificate"]["metadata"]["resourceVersion"]
+            != before
+        ),
+        30,
+        "the new client certificate copied",
+    )
+    stack.next_rollout("ds-pg", rollouts, timeout=30)
+    wait_for(lambda: stack.rotations_done("ds-pg"), 30, "the rotation completed")
+    copied = stack.data(stack.secrets("ds-pg")["ds-pg-datastore-certificate"])
+    assert copied["server.crt"].strip() == client["server.crt"].strip()
+    assert copied["server.key"].strip() == client["server.key"].strip()
+    assert copied["ca.crt"].strip() == ca["ca.crt"].strip()
+    assert stack.rollouts_completed("ds-pg") - rollouts == 1

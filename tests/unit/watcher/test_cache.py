@@ -18,7 +18,7 @@ from libs.contracts.messages import (
 )
 from libs.pki import SecretKind
 from services.watcher.cache import Cache
-from services.watcher.facts import Batch, Job, check, vanished
+from services.watcher.facts import Batch, Job, check, external_copy_problems, vanished
 from tests.unit.pki._support import NOW, TCP
 from tests.unit.watcher._objects import KINDS, secret_object, tcp_object
 
@@ -217,8 +217,10 @@ def test_a_new_datastore_ca_re_checks_the_datastore_certificates_on_it_against_i
     assert TCP.datastore == "default"
     other_ca = secret_object(SecretKind.FRONT_PROXY_CA)  # any CA that did not sign it
     pem = base64.b64decode(other_ca["data"]["front-proxy-ca.crt"])
-    assert cache.datastore_ca("default", pem) is True
-    assert cache.datastore_ca("default", pem) is False  # the same CA again: nothing to do
+    assert cache.datastore_material("default", pem, None) is True
+    assert (
+        cache.datastore_material("default", pem, None) is False
+    )  # the same CA again: nothing to do
     work = cache.take(NOW)
     assert [s[2] for s, _ in work.refetch] == [SecretKind.DATASTORE_CERTIFICATE]
     (tcp,) = work.batch.tcps
@@ -233,5 +235,16 @@ def test_a_new_datastore_ca_re_checks_the_datastore_certificates_on_it_against_i
     observed = decode(checked.payload)
     assert isinstance(observed, SecretObserved)
     assert observed.problems, "a datastore certificate of another CA must be flagged"
-    assert cache.datastore_ca("other", pem) is True  # no TCP on it: only its facts
+    assert cache.datastore_material("other", pem, None) is True  # no TCP on it: only its facts
     assert not cache.take(NOW).refetch
+
+
+def test_a_datastore_certificate_that_is_not_the_external_client_certificate_is_flagged() -> None:
+    secret = secret_object(SecretKind.DATASTORE_CERTIFICATE)
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    same = external_copy_problems(SecretKind.DATASTORE_CERTIFICATE, data, data["server.crt"])
+    assert same == []
+    replaced = external_copy_problems(SecretKind.DATASTORE_CERTIFICATE, data, b"another")
+    assert [p.code for p in replaced] == ["external-copy-mismatch"]
+    assert external_copy_problems(SecretKind.APISERVER, data, b"another") == []
+    assert external_copy_problems(SecretKind.DATASTORE_CERTIFICATE, data, None) == []
