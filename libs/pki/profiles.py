@@ -99,6 +99,11 @@ class KubeconfigEntry:
     endpoint: Endpoint
     accepted_organizations: tuple[tuple[str, ...], ...] = ()
 
+    @property
+    def valid_organizations(self) -> tuple[tuple[str, ...], ...]:
+        """Every O set a valid certificate of this key may carry, the minted one first."""
+        return (self.organizations, *self.accepted_organizations)
+
 
 class Lifecycle(StrEnum):
     """Values of the `kamaji.clastix.io/certificate_lifecycle_controller` label."""

@@ -159,7 +159,7 @@ def _subject_mismatch(i: Input) -> Iterator[Reason]:
     entry = i.m.entry
     if entry is not None:
         want_cn = entry.common_name
-        valid = (entry.organizations, *entry.accepted_organizations)
+        valid = entry.valid_organizations
     else:
         want_cn = i.m.profile.common_name or i.tcp.datastore_user
         valid = i.m.profile.valid_organizations
