@@ -299,7 +299,11 @@ class Watcher:
         for name, ds in datastores.items():
             try:
                 refs = datastore_refs(ds)
-                out[name] = (self._read_ref(refs.ca_cert), self._read_ref(refs.client_cert))
+                # etcd's client certificate is Kamaji's own: each TCP gets one of its own,
+                # signed by the CA. MySQL's and PostgreSQL's is copied to every TCP.
+                etcd = str((ds.get("spec") or {}).get("driver") or "etcd").lower() == "etcd"
+                client = None if etcd else self._read_ref(refs.client_cert)
+                out[name] = (self._read_ref(refs.ca_cert), client)
             except (KubeError, PkiError) as exc:
                 log.warning("cannot read the certificates of DataStore %s: %s", name, exc)
         return out
