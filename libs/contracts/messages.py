@@ -141,6 +141,9 @@ class TcpObserved(Message, frozen=True, kw_only=True, tag="tcp.observed"):
     phase: str = ""
     deleting: bool = False
     observed_at: datetime | None = None
+    # The TCP's certlc.kamaji.clastix.io/* annotations (per-TCP settings), as written: the
+    # services that read them parse them and report what does not parse.
+    annotations: dict[str, str] = {}
 
 
 class TcpDeleted(Message, frozen=True, kw_only=True, tag="tcp.deleted"):

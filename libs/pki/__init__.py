@@ -26,6 +26,7 @@ from libs.pki.mint import (
     signer_from_secret_data,
 )
 from libs.pki.naming import (
+    CERTLC_PREFIX,
     CHECKSUM_ANNOTATION,
     COMPONENT_LABEL,
     LIFECYCLE_LABEL,
@@ -123,6 +124,7 @@ __all__ = [
     "COMPONENT_LABEL",
     "LIFECYCLE_LABEL",
     "CHECKSUM_ANNOTATION",
+    "CERTLC_PREFIX",
     "PAUSED_ANNOTATION",
     "ROTATE_ANNOTATION",
     # minting

@@ -22,6 +22,8 @@ LIFECYCLE_LABEL = "kamaji.clastix.io/certificate_lifecycle_controller"
 CHECKSUM_ANNOTATION = "kamaji.clastix.io/checksum"
 PAUSED_ANNOTATION = "kamaji.clastix.io/paused"
 ROTATE_ANNOTATION = "certs.kamaji.clastix.io/rotate"
+CERTLC_PREFIX = "certlc.kamaji.clastix.io/"
+"""certlc's own TCP annotations (per-TCP settings) begin with this; the watcher passes them on."""
 
 # Longest suffix first, so that a TCP name containing a suffix-like part cannot shadow a kind.
 _BY_SUFFIX_LENGTH = sorted(SecretKind, key=lambda k: len(k.value), reverse=True)

@@ -35,6 +35,7 @@ from libs.contracts.messages import (
 )
 from libs.contracts.names import decode_token
 from libs.pki import (
+    CERTLC_PREFIX,
     NAME_LABEL,
     PAUSED_ANNOTATION,
     ROTATE_ANNOTATION,
@@ -223,7 +224,15 @@ def observe_tcp(obj: Obj, now: datetime) -> TcpObserved:
         phase=str(version.get("status") or ""),
         deleting=bool(m.get("deletionTimestamp")),
         observed_at=now,
+        annotations=certlc_annotations(m.get("annotations") or {}),
     )
+
+
+def certlc_annotations(annotations: Mapping[str, Any]) -> dict[str, str]:
+    """The annotations that configure certlc for one TCP (`certlc.kamaji.clastix.io/*`)."""
+    return {
+        str(k): str(v) for k, v in sorted(annotations.items()) if str(k).startswith(CERTLC_PREFIX)
+    }
 
 
 def tcp_deleted(obj: Obj, now: datetime) -> TcpDeleted:

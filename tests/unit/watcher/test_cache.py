@@ -18,7 +18,14 @@ from libs.contracts.messages import (
 )
 from libs.pki import SecretKind
 from services.watcher.cache import Cache
-from services.watcher.facts import Batch, Job, check, external_copy_problems, vanished
+from services.watcher.facts import (
+    Batch,
+    Job,
+    check,
+    external_copy_problems,
+    observe_tcp,
+    vanished,
+)
 from tests.unit.pki._support import NOW, TCP
 from tests.unit.watcher._objects import KINDS, secret_object, tcp_object
 
@@ -248,3 +255,16 @@ def test_a_datastore_certificate_that_is_not_the_external_client_certificate_is_
     assert [p.code for p in replaced] == ["external-copy-mismatch"]
     assert external_copy_problems(SecretKind.APISERVER, data, b"another") == []
     assert external_copy_problems(SecretKind.DATASTORE_CERTIFICATE, data, None) == []
+
+
+def test_a_tcp_event_carries_certlc_annotations_and_no_others() -> None:
+    obj = tcp_object()
+    obj["metadata"]["annotations"] = {
+        "certlc.kamaji.clastix.io/key-algorithm": "ECDSA-P256",
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+        "kamaji.clastix.io/paused": "",
+    }
+    event = observe_tcp(obj, NOW)
+    assert event.annotations == {"certlc.kamaji.clastix.io/key-algorithm": "ECDSA-P256"}
+    assert event.paused
+    assert observe_tcp(tcp_object(), NOW).annotations == {}
