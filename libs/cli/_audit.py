@@ -11,6 +11,7 @@ from typing import Any
 
 from libs.cli._opsutil import stamp
 from libs.contracts.api import (
+    AnnotationRejected,
     Audit,
     AuditEvent,
     CaExpiring,
@@ -60,6 +61,7 @@ _DETAILS: dict[type[Any], Callable[[Any], str]] = {
     LoopGuardTripped: lambda e: f"{e.secret}: {e.message}",
     CaExpiring: lambda e: f"{e.secret} expires {stamp(e.not_after)}",
     ExternalCertificateExpiring: lambda e: f"datastore {e.datastore}: {e.message}",
+    AnnotationRejected: lambda e: f"{e.annotation}={e.value!r}: {e.message}",
 }
 
 

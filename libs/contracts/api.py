@@ -146,6 +146,15 @@ class ExternalCertificateExpiring(
     message: str
 
 
+class AnnotationRejected(AuditEvent, frozen=True, kw_only=True, tag="annotation.rejected"):
+    """A certlc annotation on the TCP does not parse or contradicts another one: it is ignored
+    and the fleet default applies. `message` names the error."""
+
+    annotation: str
+    value: str
+    message: str
+
+
 Audit = (
     RotationRequested
     | RotationRejected
@@ -160,6 +169,7 @@ Audit = (
     | LoopGuardTripped
     | CaExpiring
     | ExternalCertificateExpiring
+    | AnnotationRejected
 )
 
 

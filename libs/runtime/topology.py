@@ -21,8 +21,9 @@ processes do it at once). A service's NATS user may administer exactly that part
     CERTLC_ROTATE  certlc.rotate.>  work queue: rotate commands, consumed by issuer
     CERTLC_ISSUED  certlc.issued.>  work queue: written Secrets, consumed by rollout
     CERTLC_AUDIT   certlc.audit.>   limits, 30 days: the public audit trail; rollout follows
-                                    its rotation failures (certlc.audit.*.*.rotation-failed)
-                                    to record them as Warning Events on the TCP
+                                    it to record failures and warnings (failed rotations,
+                                    loop-guard trips, expiring CAs and external datastore
+                                    certificates, rejected annotations) as Warning Events
 
     KeyValue bucket CERTLC_ROTATIONS (stream KV_CERTLC_ROTATIONS): the rotation records
     (libs/contracts/records.py), newest value per key, 7 days after the last write. lifecycle
@@ -36,7 +37,6 @@ from datetime import timedelta
 
 from libs.bus.specs import BucketSpec, ConsumerSpec, Retention, StreamSpec
 from libs.contracts import subjects
-from libs.contracts.api import RotationFailed, audit_type_token
 from libs.contracts.records import RECORD_TTL, ROTATIONS_BUCKET
 
 DUPLICATE_WINDOW = 120.0
@@ -98,15 +98,17 @@ ROLLOUT_CONSUMER = ConsumerSpec(
     ack_wait=ACK_WAIT,
     description="rollout: rolls the control plane out, updates TCP status",
 )
-# One filter subject per consumer (nats-server 2.9 ignores a list of them). Every message of the
-# filter is delivered, the oldest first; rollout records no Event for a failure older than a
-# Kubernetes Event lives, so a consumer created on a long audit trail posts no stale ones.
+# The whole audit stream: the types recorded as Warning Events (services/rollout/failures.py,
+# WARNINGS) have no common subject token, and nats-server 2.9 takes one filter subject per
+# consumer (it ignores a list of them). The other types are acknowledged at once. Every message
+# is delivered, the oldest first; rollout records no Event for a report older than a Kubernetes
+# Event lives, so a consumer created on a long audit trail posts no stale ones.
 ROLLOUT_FAILURES_CONSUMER = ConsumerSpec(
     stream=subjects.AUDIT_STREAM,
     durable=subjects.ROLLOUT_FAILURES_DURABLE,
-    filter_subject=subjects.audit_events(audit_type_token(RotationFailed)),
+    filter_subject=subjects.AUDIT_SUBJECTS,
     ack_wait=ACK_WAIT,
-    description="rollout: Warning Events on the TCP for failed rotations",
+    description="rollout: Warning Events on the TCP for failures and warnings",
 )
 CONSUMERS = (ISSUER_CONSUMER, ROLLOUT_CONSUMER, ROLLOUT_FAILURES_CONSUMER)
 

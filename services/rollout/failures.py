@@ -1,24 +1,35 @@
-"""Decides the Warning Event for a failure reported on the audit stream. Pure: values in and out.
+"""Decides the Warning Event for a failure or warning reported on the audit stream. Pure: values
+in and out.
 
-The issuer may not write Events (its RBAC is Secrets only), so rollout, which already writes to
-the TenantControlPlane, records the issuer's failures there. An Event's name derives from the
-failure it reports (TCP, rotation id, time), so a redelivered audit message, or two replicas
-handling it, create one Event; the same rotation failing again later is a new failure and gets
-its own Event.
+The issuer and lifecycle may not write Events (their RBAC has no Events), so rollout, which
+already writes to the TenantControlPlane, records what they report there: a rotation that
+failed, a loop-guard trip, a CA or an external datastore certificate near its end, an annotation
+that was rejected. `WARNINGS` maps each such audit type to the Event's reason, message and
+identity; every other audit type gets no Event. An Event's name derives from the occurrence it
+reports (the TCP, and for a failure the rotation id and time), so a redelivered audit message, or
+two replicas handling it, create one Event; the same rotation failing again later is a new
+failure and gets its own Event.
 
-Failures older than `MAX_AGE` (how long the API server keeps an Event by default) are left out:
+Reports older than `MAX_AGE` (how long the API server keeps an Event by default) are left out:
 a consumer created on a long audit trail, or a rollout that was down for a while, posts no stale
 Events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from libs.contracts.api import AuditEvent, RotationFailed
+from libs.contracts.api import (
+    AnnotationRejected,
+    AuditEvent,
+    CaExpiring,
+    ExternalCertificateExpiring,
+    LoopGuardTripped,
+    RotationFailed,
+)
 from services.rollout.events import tcp_event
 
 ROTATION_FAILED = "RotationFailed"
@@ -66,20 +77,62 @@ def rotation_failed_message(event: RotationFailed) -> str:
     return f"{what[0].upper()}{what[1:]} failed{rotation}, {outcome}: {event.message}"
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """How one audit type is recorded: the Event's reason, its message, and what identifies the
+    occurrence (with the event's type, namespace and TCP: the Event's name derives from it)."""
+
+    reason: str
+    message: Callable[[Any], str]
+    occurrence: Callable[[Any], str]
+
+
+def _stamp(at: datetime) -> str:
+    return f"{_utc(at):%Y-%m-%dT%H:%M:%SZ}"
+
+
+WARNINGS: Mapping[type[AuditEvent], Recorded] = {
+    RotationFailed: Recorded(
+        ROTATION_FAILED,
+        rotation_failed_message,
+        lambda e: f"{e.rotation_id}|{_utc(e.at).isoformat()}",
+    ),
+    LoopGuardTripped: Recorded(
+        "LoopGuardTripped", lambda e: e.message, lambda e: f"{e.secret}|{e.issued}"
+    ),
+    CaExpiring: Recorded(
+        "CertificateAuthorityExpiring",
+        lambda e: (
+            f"{e.secret} expires {_stamp(e.not_after)}; rotate it before then (docs/operations.md)"
+        ),
+        lambda e: f"{e.secret}|{_utc(e.not_after).isoformat()}",
+    ),
+    ExternalCertificateExpiring: Recorded(
+        "ExternalCertificateExpiring",
+        lambda e: e.message,
+        lambda e: f"{e.datastore}|{_utc(e.not_after).isoformat()}",
+    ),
+    AnnotationRejected: Recorded(
+        "AnnotationRejected",
+        lambda e: f"annotation {e.annotation}={e.value!r} ignored: {e.message}",
+        lambda e: f"{e.annotation}|{e.value}",
+    ),
+}
+"""The audit types recorded as Warning Events; `topology.ROLLOUT_FAILURES_CONSUMER` delivers
+the whole audit stream, and the other types are acknowledged without one."""
+
+
 def failure(event: AuditEvent, now: datetime, max_age: timedelta = MAX_AGE) -> Failure | Ignored:
-    """The failure `event` reports, or why it calls for no Event."""
-    if not isinstance(event, RotationFailed):
-        return Ignored(f"{type(event).__name__} is not a failure recorded as an Event")
+    """The Warning `event` reports, or why it calls for no Event."""
+    how = WARNINGS.get(type(event))
+    if how is None:
+        return Ignored(f"{type(event).__name__} is not recorded as an Event")
     at = _utc(event.at)
     if now - at > max_age:
-        return Ignored(f"the failure is older than {max_age} (at {at.isoformat()})")
-    key = "|".join(("rotation.failed", event.namespace, event.tcp, event.rotation_id))
-    return Failure(
-        reason=ROTATION_FAILED,
-        message=rotation_failed_message(event),
-        at=at,
-        key=f"{key}|{at.isoformat()}",
-    )
+        return Ignored(f"the report is older than {max_age} (at {at.isoformat()})")
+    tag = type(event).__struct_config__.tag
+    key = "|".join((str(tag), event.namespace, event.tcp, how.occurrence(event)))
+    return Failure(reason=how.reason, message=how.message(event), at=at, key=key)
 
 
 def failure_event(found: Failure, tcp: Mapping[str, Any]) -> dict[str, Any]:

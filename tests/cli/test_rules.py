@@ -218,6 +218,8 @@ def test_every_audit_event_has_a_summary() -> None:
         "issued": 3,
         "window_seconds": 60.0,
         "datastore": "default",
+        "annotation": "certlc.kamaji.clastix.io/key-algorithm",
+        "value": "DSA-1024",
     }
     for member in members:
         fields = {f: samples[f] for f in member.__struct_fields__ if f in samples}

@@ -249,8 +249,8 @@ def test_bad_messages_on_the_failure_subject_are_refused_and_the_next_failure_is
     )
     assert "handler rejected message, terminated" in logs
     assert f"audit event about default/someone-else on {subject}" in logs
-    assert "RolloutFailed is not a failure recorded as an Event" in logs
-    assert "the failure is older than 1:00:00" in logs
+    assert "RolloutFailed is not recorded as an Event" in logs
+    assert "the report is older than 1:00:00" in logs
     assert "Traceback" not in logs
     assert all(p.running() for p in stack.services.processes)
     assert not events(stack, tenant, "RotationFailed")

@@ -6,21 +6,28 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import pytest
 
 from libs.contracts import subjects
 from libs.contracts.api import (
+    AnnotationRejected,
     AuditEvent,
+    CaExpiring,
+    CertificateIssued,
+    ExternalCertificateExpiring,
     LoopGuardTripped,
     RolloutFailed,
+    RolloutStarted,
     RotationFailed,
-    audit_token,
+    audit_type_token,
 )
 from libs.runtime import topology
 from services.rollout.events import event_name
 from services.rollout.failures import (
     MAX_AGE,
     ROTATION_FAILED,
+    WARNINGS,
     Failure,
     Ignored,
     failure,
@@ -157,14 +164,17 @@ def test_a_long_error_is_cut_to_what_an_event_message_holds() -> None:
         RolloutFailed(
             namespace="prod", tcp="k8s-126", at=NOW, deployment="k8s-126", message="timeout"
         ),
-        LoopGuardTripped(
+        RolloutStarted(namespace="prod", tcp="k8s-126", at=NOW, deployment="k8s-126"),
+        CertificateIssued(
             namespace="prod",
             tcp="k8s-126",
             at=NOW,
             secret="k8s-126-ca",
-            issued=5,
-            window_seconds=60,
-            message="looping",
+            kind="ca",
+            serial="01",
+            not_before=NOW,
+            not_after=NOW,
+            fingerprint_sha256="ab",
         ),
     ],
 )
@@ -190,23 +200,15 @@ def _matches(pattern: str, subject: str) -> bool:
     return len(want) == len(have)
 
 
-def test_the_consumer_follows_exactly_the_rotation_failures_with_one_filter() -> None:
+def test_the_consumer_follows_the_whole_audit_stream_with_one_filter() -> None:
     spec = topology.ROLLOUT_FAILURES_CONSUMER
     assert spec in topology.CONSUMERS
     assert spec.stream == subjects.AUDIT_STREAM
     assert spec.durable == subjects.ROLLOUT_FAILURES_DURABLE
-    assert isinstance(spec.filter_subject, str)
-    assert spec.filter_subject == "certlc.audit.*.*.rotation-failed"
-    assert _matches(subjects.AUDIT_SUBJECTS, spec.filter_subject)
-    rotation_failed = subjects.audit("prod", "cp.team-a", audit_token(failed()))
-    assert _matches(spec.filter_subject, rotation_failed)
-    rollout_failed = RolloutFailed(
-        namespace="prod", tcp="k8s-126", at=NOW, deployment="k8s-126", message="timeout"
-    )
-    assert not _matches(spec.filter_subject, subjects.audit("prod", "k8s-126", "x"))
-    assert not _matches(
-        spec.filter_subject, subjects.audit("prod", "k8s-126", audit_token(rollout_failed))
-    )
+    assert isinstance(spec.filter_subject, str)  # one subject: nats-server 2.9 ignores a list
+    for kind in WARNINGS:
+        token = audit_type_token(kind)
+        assert _matches(spec.filter_subject, subjects.audit("prod", "cp.team-a", token)), kind
     # no other consumer of the same durable name on any stream
     assert len({(c.stream, c.durable) for c in topology.CONSUMERS}) == len(topology.CONSUMERS)
 
@@ -215,3 +217,77 @@ def test_the_message_says_when_the_next_attempt_comes() -> None:
     retry = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
     text = recorded(failed(retryable=True, attempt=3, next_retry=retry)).message
     assert text.endswith(f"will be retried at 2026-06-01T12:05:00Z after attempt 3: {CA_BROKEN}")
+
+
+LATER = NOW + timedelta(days=30)
+WARNED: list[tuple[AuditEvent, AuditEvent, str, str]] = [
+    # (a report, the same occurrence reported again later, the Event's reason, text it holds)
+    (
+        LoopGuardTripped(
+            namespace="prod", tcp="k8s-126", at=NOW, secret="k8s-126-api-server-certificate",
+            issued=3, window_seconds=600, message="re-issued 3 times in 10m; fix the cause",
+        ),
+        LoopGuardTripped(
+            namespace="prod", tcp="k8s-126", at=NOW + timedelta(minutes=3),
+            secret="k8s-126-api-server-certificate", issued=3, window_seconds=600,
+            message="re-issued 3 times in 10m; fix the cause",
+        ),
+        "LoopGuardTripped",
+        "re-issued 3 times",
+    ),
+    (
+        CaExpiring(namespace="prod", tcp="k8s-126", at=NOW, secret="k8s-126-ca", not_after=LATER),
+        CaExpiring(
+            namespace="prod", tcp="k8s-126", at=NOW + timedelta(minutes=5), secret="k8s-126-ca",
+            not_after=LATER,
+        ),
+        "CertificateAuthorityExpiring",
+        "k8s-126-ca expires 2026-07-01T12:00:00Z",
+    ),
+    (
+        ExternalCertificateExpiring(
+            namespace="prod", tcp="k8s-126", at=NOW, datastore="pg", not_after=LATER,
+            message="DataStore pg: the external client certificate expires 2026-07-01",
+        ),
+        ExternalCertificateExpiring(
+            namespace="prod", tcp="k8s-126", at=NOW + timedelta(minutes=1), datastore="pg",
+            not_after=LATER, message="DataStore pg: the external client certificate expires",
+        ),
+        "ExternalCertificateExpiring",
+        "DataStore pg",
+    ),
+    (
+        AnnotationRejected(
+            namespace="prod", tcp="k8s-126", at=NOW,
+            annotation="certlc.kamaji.clastix.io/key-algorithm", value="DSA-1024",
+            message="not one of RSA-2048, ECDSA-P256",
+        ),
+        AnnotationRejected(
+            namespace="prod", tcp="k8s-126", at=NOW + timedelta(minutes=2),
+            annotation="certlc.kamaji.clastix.io/key-algorithm", value="DSA-1024",
+            message="not one of RSA-2048, ECDSA-P256",
+        ),
+        "AnnotationRejected",
+        "certlc.kamaji.clastix.io/key-algorithm='DSA-1024' ignored: not one of",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("event", "again", "reason", "text"), WARNED)
+def test_each_warning_type_gets_one_event_per_occurrence(
+    event: AuditEvent, again: AuditEvent, reason: str, text: str
+) -> None:
+    first, second = recorded(event), recorded(again)
+    assert first.reason == reason
+    assert text in first.message
+    body = failure_event(first, TCP)
+    assert body["type"] == "Warning"
+    assert body["reason"] == reason
+    # the same occurrence reported again (a re-evaluation, a restarted lifecycle): one Event
+    assert body["metadata"]["name"] == failure_event(second, TCP)["metadata"]["name"]
+    other_tcp = recorded(msgspec.structs.replace(event, tcp="k8s-127"))
+    assert other_tcp.key != first.key
+
+
+def test_every_warning_type_is_tested() -> None:
+    assert {type(e) for e, *_ in WARNED} | {RotationFailed} == set(WARNINGS)
