@@ -31,6 +31,7 @@ from typing import Any
 from libs.contracts.messages import RotateCommand
 from libs.pki import (
     CHECKSUM_ANNOTATION,
+    COPYING_DRIVERS,
     ROTATE_ANNOTATION,
     Category,
     KeyAlgorithm,
@@ -46,11 +47,9 @@ from libs.pki import (
     secret_labels,
     secret_name,
     signer_from_secret_data,
-    summarize,
 )
 
 ROTATION_ANNOTATION = "certlc.kamaji.clastix.io/rotation-id"
-EXTERNAL_DRIVERS = frozenset({"MySQL", "PostgreSQL"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +111,6 @@ class Skip:
 class Plan:
     writes: tuple[Write, ...]
     skipped: tuple[Skip, ...]
-    warnings: tuple[str, ...] = ()
 
 
 class PlanError(ValueError):
@@ -123,7 +121,6 @@ class PlanError(ValueError):
 class IssueSettings:
     algorithm: KeyAlgorithm = KeyAlgorithm.RSA
     leaf_validity: timedelta | None = None  # None: the profile's (one year)
-    deadline: timedelta = timedelta(hours=24)
 
 
 def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
@@ -225,27 +222,17 @@ class _Signers:
 
 def _data(
     kind: SecretKind, g: Gathered, signers: _Signers, now: datetime, cfg: IssueSettings
-) -> tuple[dict[str, bytes], bool, list[str]]:
-    """(data, delete_first, warnings) for one Secret."""
+) -> tuple[dict[str, bytes], bool]:
+    """(data, delete_first) for one Secret. A copied client certificate that is itself near its
+    end is reported by lifecycle (it follows the DataStore), not here."""
     ds = g.datastore
-    if (
-        kind is SecretKind.DATASTORE_CERTIFICATE
-        and ds is not None
-        and ds.driver in EXTERNAL_DRIVERS
-    ):
+    if kind is SecretKind.DATASTORE_CERTIFICATE and ds is not None and ds.driver in COPYING_DRIVERS:
         if not (ds.ca_cert and ds.client_cert and ds.client_key):
             raise PlanError(f"DataStore {ds.name} references no client certificate and key")
         data = datastore_certificate_from_external(
             ca_pem=ds.ca_cert, cert_pem=ds.client_cert, key_pem=ds.client_key
         )
-        warnings = []
-        facts = summarize(kind, data)
-        if facts.not_after < now + cfg.deadline:
-            warnings.append(
-                f"DataStore {ds.name}: the external client certificate expires "
-                f"{facts.not_after.isoformat()}; its PKI must renew it"
-            )
-        return data, True, warnings
+        return data, True
     signer = signers.for_kind(kind) if kind is not SecretKind.DATASTORE_CONFIG else None
     category = profile(kind).category
     validity = cfg.leaf_validity if category in (Category.X509, Category.KUBECONFIG) else None
@@ -262,7 +249,7 @@ def _data(
     )
     if category is Category.CA:
         signers.minted[kind] = signer_from_secret_data(kind, data)
-    return data, False, []
+    return data, False
 
 
 def unknown_keys(kind: SecretKind, existing: Existing | None) -> dict[str, bytes]:
@@ -282,14 +269,12 @@ def plan(cmd: RotateCommand, g: Gathered, now: datetime, cfg: IssueSettings) -> 
     signers = _Signers(g)
     writes: list[Write] = []
     skipped: list[Skip] = []
-    warnings: list[str] = []
     for kind in kinds:
         skip = _status(kind, cmd, g)
         if skip is not None:
             skipped.append(skip)
             continue
-        minted, delete_first, notes = _data(kind, g, signers, now, cfg)
-        warnings.extend(notes)
+        minted, delete_first = _data(kind, g, signers, now, cfg)
         existing = g.secrets.get(kind)
         data = {**unknown_keys(kind, existing), **minted}
         writes.append(
@@ -305,4 +290,4 @@ def plan(cmd: RotateCommand, g: Gathered, now: datetime, cfg: IssueSettings) -> 
                 data=data,
             )
         )
-    return Plan(tuple(writes), tuple(skipped), tuple(warnings))
+    return Plan(tuple(writes), tuple(skipped))

@@ -27,13 +27,20 @@ from libs.bus.replay import follow_stream
 from libs.contracts import subjects
 from libs.contracts.api import (
     CaExpiring,
+    ExternalCertificateExpiring,
     LoopGuardTripped,
     RotateAccepted,
     RotationRejected,
     RotationRequested,
 )
 from libs.contracts.codec import MalformedMessage, decode_event, decode_request, encode
-from libs.contracts.messages import DataStoreObserved, Reason, RotateCommand, TcpDeleted
+from libs.contracts.messages import (
+    DataStoreDeleted,
+    DataStoreObserved,
+    Reason,
+    RotateCommand,
+    TcpDeleted,
+)
 from libs.contracts.records import ROTATIONS_BUCKET, Requested, key_parts
 from libs.pki import SecretKind
 from libs.runtime import metrics, topology
@@ -48,6 +55,7 @@ from services.lifecycle.policy import (
     Rotation,
     TcpState,
     decide,
+    renewed_here,
     scheduled,
     signer_versions,
 )
@@ -64,6 +72,18 @@ def spread_of(key: TcpKey) -> float:
     """A fixed number in [0, 1) per TCP: where in each re-evaluation period it comes."""
     digest = hashlib.sha256(f"{key[0]}/{key[1]}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def export_datastore(event: DataStoreObserved | DataStoreDeleted) -> None:
+    """The NotAfter of the client certificate a DataStore lends its TCPs (MySQL, PostgreSQL,
+    NATS), which certlc copies but cannot renew; the series goes with the certificate."""
+    gauge = metrics.DATASTORE_CLIENT_EXPIRATION
+    client = event.client_cert if isinstance(event, DataStoreObserved) else None
+    if client is not None:
+        gauge.labels(event.name).set(client.not_after.timestamp())
+    else:
+        with contextlib.suppress(KeyError):  # never exported
+            gauge.remove(event.name)
 
 
 def now_utc() -> datetime:
@@ -107,6 +127,8 @@ class Lifecycle:
             self.export((event.namespace, event.name), None)
         key = self.state.apply(event)
         when = now_utc() + self.settings.settle
+        if isinstance(event, DataStoreObserved | DataStoreDeleted):
+            export_datastore(event)
         if isinstance(event, DataStoreObserved):  # its CA may be a signer of a failed rotation
             for tcp_key, tcp in list(self.state.tcps.items()):
                 if tcp.datastore == event.name:
@@ -233,7 +255,7 @@ class Lifecycle:
             metrics.CERT_EXPIRATION.labels(*labels).set(observed.cert.not_after.timestamp())
             metrics.CERT_NOT_BEFORE.labels(*labels).set(observed.cert.not_before.timestamp())
             due = scheduled(kind, observed, self.policy)
-            if due is not None:
+            if due is not None and view is not None and renewed_here(kind, view):
                 metrics.CERT_RENEWAL.labels(*labels).set(due.timestamp())
         for secret, kind_name in self.exported.get(key, set()) - current:
             for gauge in (metrics.CERT_EXPIRATION, metrics.CERT_NOT_BEFORE, metrics.CERT_RENEWAL):
@@ -283,6 +305,21 @@ class Lifecycle:
             )
             mark_id = f"{tcp.uid}:{warning.kind.value}:{warning.not_after.isoformat()}"
             await publish_audit(self.bus, warn, mark_id)
+        if (external := decision.external_warning) is not None:
+            mark = (key, "external", external.not_after)
+            if mark not in self.warned:
+                self.warned.add(mark)
+                log.warning(external.message, extra={"namespace": ns, "tcp": name})
+                ext = ExternalCertificateExpiring(
+                    namespace=ns,
+                    tcp=name,
+                    at=now,
+                    datastore=external.datastore,
+                    not_after=external.not_after,
+                    message=external.message,
+                )
+                mark_id = f"{tcp.uid}:external:{external.not_after.isoformat()}"
+                await publish_audit(self.bus, ext, mark_id)
         if decision.next_check is not None:
             heapq.heappush(self.timers, (decision.next_check, key))
 
