@@ -191,8 +191,11 @@ class RotationWatch:
     """Folds the audit events of one TCP into progress lines and, at the end, an outcome.
 
     The rotation ends with `rollout.completed` (or `ca-rotation.completed` once a CA rotation
-    has started); with `rollout.failed` or a final `rotation.failed` it fails. When none of its
-    Secrets is mounted there is no rollout: it ends once every Secret is written. Rollout folds
+    has started); with a final `rotation.failed` it fails. A `rollout.failed` (the Deployment
+    did not finish in time) is shown but ends nothing: rollout keeps watching that Deployment
+    and reports `rollout.completed` once it finishes, so the wait goes on until that or its
+    timeout. When none of its Secrets is mounted there is no rollout: it ends once every Secret
+    is written. Rollout folds
     changes written close together into one rollout, published under the id of the rotation
     whose message it was handling: a rollout that starts after one of our Secrets was written
     and carries one of our mounted Secrets is ours too.
@@ -258,8 +261,11 @@ class RotationWatch:
     def _rollout_failed(self, e: RolloutFailed, at: str) -> Step:
         if e.rotation_id not in self.rollouts:
             return None, None
-        line = f"{at}  rollout failed       deployment {e.deployment}: {e.message}"
-        return line, Outcome(False, f"rollout failed: {e.message}")
+        line = (
+            f"{at}  rollout failed       deployment {e.deployment}: {e.message} "
+            "(certlc keeps watching it)"
+        )
+        return line, None
 
     def _ca_completed(self, e: CaRotationCompleted, at: str) -> Step:
         if not self._ours(e):

@@ -194,7 +194,14 @@ def test_watch_ca_rotation_and_failures() -> None:
     rollout_failed = api.RolloutFailed(
         namespace="default", tcp=TCP, rotation_id="r1", at=AT, deployment=TCP, message="slow"
     )
-    assert failing.observe(rollout_failed)[1] == Outcome(False, "rollout failed: slow")
+    # A rollout past its deadline ends nothing: rollout keeps watching it, and its completion
+    # ends the wait.
+    lines, outcome = failing.observe(rollout_failed)
+    assert outcome is None
+    assert lines == [
+        "03:04:05  rollout failed       deployment k8s-126: slow (certlc keeps watching it)"
+    ]
+    assert failing.observe(completed("r1"))[1] == Outcome(True, "rollout completed")
 
 
 def test_every_audit_event_has_a_summary() -> None:
