@@ -18,6 +18,7 @@ import pytest
 from certlc_dev.devenv import seed
 from certlc_dev.kubesim.pruning import prune
 from libs.pki import STATUS_PATHS, TcpSpec
+from libs.pki.profiles import STATUS_WITHOUT_LAST_UPDATE
 from services.rollout.plan import SecretFact, status_patch
 from services.watcher.facts import observe_datastore, observe_tcp
 from tests.deploy.manifests import render
@@ -25,9 +26,10 @@ from tests.deploy.manifests import render
 Obj = dict[str, Any]
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
-# What rollout writes and a cluster running Kamaji drops: Kamaji's DataStoreConfigStatus
-# (api/v1alpha1/tenantcontrolplane_status.go) has no lastUpdate. certlc never reads it back.
-DROPPED = ("status.storage.config.lastUpdate",)
+# What rollout writes and a cluster running Kamaji drops: nothing. (Kamaji's
+# DataStoreConfigStatus, api/v1alpha1/tenantcontrolplane_status.go, has no lastUpdate, and
+# rollout writes none there: STATUS_WITHOUT_LAST_UPDATE.)
+DROPPED: tuple[str, ...] = ()
 
 # kubectl get tcp, from the reference (shared/reference/kamaji-certificates.md).
 TCP_COLUMNS = [
@@ -230,7 +232,7 @@ def test_certlc_reads_a_stored_tcp_as_it_was_written(konnectivity: bool) -> None
 def test_every_status_record_of_rollout_has_a_schema() -> None:
     """rollout writes {secretName, checksum, lastUpdate} at STATUS_PATHS and reads back
     secretName and checksum: those two are declared everywhere, lastUpdate all but where
-    Kamaji has none (DROPPED)."""
+    Kamaji has none (STATUS_WITHOUT_LAST_UPDATE), where rollout writes none."""
     status = schema("tenantcontrolplanes")["properties"]["status"]
     for kind, path in STATUS_PATHS.items():
         node = status
@@ -239,8 +241,7 @@ def test_every_status_record_of_rollout_has_a_schema() -> None:
             node = node["properties"][part]
         declared = set(node["properties"])
         assert {"secretName", "checksum"} <= declared, kind
-        lost = f"status.{'.'.join(path)}.lastUpdate" in DROPPED
-        assert ("lastUpdate" in declared) is not lost, kind
+        assert ("lastUpdate" in declared) is (kind not in STATUS_WITHOUT_LAST_UPDATE), kind
 
 
 def test_unknown_tcp_phase_and_wrong_types_are_refused() -> None:
