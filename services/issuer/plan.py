@@ -33,7 +33,6 @@ from libs.pki import (
     CHECKSUM_ANNOTATION,
     ROTATE_ANNOTATION,
     Category,
-    KeyAlgorithm,
     SecretKind,
     Signer,
     SignerKeyPair,
@@ -48,6 +47,7 @@ from libs.pki import (
     signer_from_secret_data,
     summarize,
 )
+from libs.pki.overrides import FleetProfile, TcpProfile, tcp_profile
 
 ROTATION_ANNOTATION = "certlc.kamaji.clastix.io/rotation-id"
 EXTERNAL_DRIVERS = frozenset({"MySQL", "PostgreSQL"})
@@ -83,6 +83,12 @@ class Gathered:
     tcp_uid: str
     secrets: Mapping[SecretKind, Existing]
     datastore: DataStoreFacts | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)  # the TCP's
+
+    def profile(self, fleet: FleetProfile) -> TcpProfile:
+        """The TCP's certificate profile (its annotations over the fleet's); what it rejects
+        lifecycle reports."""
+        return tcp_profile(self.annotations, fleet)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +127,11 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class IssueSettings:
-    algorithm: KeyAlgorithm = KeyAlgorithm.RSA
-    leaf_validity: timedelta | None = None  # None: the profile's (one year)
-    deadline: timedelta = timedelta(hours=24)
+    fleet: FleetProfile = field(default_factory=FleetProfile)  # a TCP's annotations override
+
+    @property
+    def deadline(self) -> timedelta:
+        return self.fleet.renew_before
 
 
 def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
@@ -248,14 +256,21 @@ def _data(
         return data, True, warnings
     signer = signers.for_kind(kind) if kind is not SecretKind.DATASTORE_CONFIG else None
     category = profile(kind).category
-    validity = cfg.leaf_validity if category in (Category.X509, Category.KUBECONFIG) else None
+    tcp_prof = g.profile(cfg.fleet)
+    validity = (
+        tcp_prof.ca_validity
+        if category is Category.CA
+        else tcp_prof.leaf_validity
+        if category in (Category.X509, Category.KUBECONFIG)
+        else None
+    )
     existing = g.secrets.get(kind)
     data = mint_secret_data(
         kind,
         g.tcp,
         now=now,
         signer=signer,
-        algorithm=cfg.algorithm,
+        algorithm=tcp_prof.key_algorithm,
         validity=validity,
         datastore_endpoints=ds.endpoints if ds is not None else (),
         current=existing.data if existing is not None else None,

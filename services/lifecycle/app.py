@@ -26,6 +26,7 @@ from libs.bus.delivery import Request
 from libs.bus.replay import follow_stream
 from libs.contracts import subjects
 from libs.contracts.api import (
+    AnnotationRejected,
     CaExpiring,
     LoopGuardTripped,
     RotateAccepted,
@@ -48,6 +49,7 @@ from services.lifecycle.policy import (
     Rotation,
     TcpState,
     decide,
+    effective_deadline,
     scheduled,
     signer_versions,
 )
@@ -81,6 +83,7 @@ class Lifecycle:
             loop_limit=settings.loop_limit,
             resend_after=settings.resend_after,
             jitter=settings.renew_jitter,
+            leaf_validity=settings.fleet_profile().leaf_validity,
         )
         self.state = FleetState()
         self.store = RotationStore(bus, settings.stream_replicas)
@@ -90,6 +93,7 @@ class Lifecycle:
         self.due: dict[TcpKey, datetime] = {}  # settle: evaluate at
         self.timers: list[tuple[datetime, TcpKey]] = []  # heap of next checks
         self.warned: set[tuple[TcpKey, str, datetime]] = set()
+        self.rejections: set[tuple[str, str, str]] = set()  # (TCP uid, annotation, value)
         self.lock = asyncio.Lock()
         self.wake_at: datetime | None = None  # when the evaluator wakes up by itself
         self.exported: dict[TcpKey, set[tuple[str, str]]] = {}  # metric label sets per TCP
@@ -226,13 +230,16 @@ class Lifecycle:
             self.exported_serials.pop(key, None)
         current: set[tuple[str, str]] = set()
         for kind, observed in view.secrets.items() if view is not None else ():
+            assert view is not None
             if observed.cert is None:
                 continue
             labels = (ns, name, observed.name, kind.value)
             current.add((observed.name, kind.value))
             metrics.CERT_EXPIRATION.labels(*labels).set(observed.cert.not_after.timestamp())
             metrics.CERT_NOT_BEFORE.labels(*labels).set(observed.cert.not_before.timestamp())
-            due = scheduled(kind, observed, self.policy)
+            due = scheduled(
+                kind, observed, self.policy, effective_deadline(view.tcp, observed, self.policy)
+            )
             if due is not None:
                 metrics.CERT_RENEWAL.labels(*labels).set(due.timestamp())
         for secret, kind_name in self.exported.get(key, set()) - current:
@@ -283,6 +290,26 @@ class Lifecycle:
             )
             mark_id = f"{tcp.uid}:{warning.kind.value}:{warning.not_after.isoformat()}"
             await publish_audit(self.bus, warn, mark_id)
+        for rejected in decision.rejected:
+            seen = (tcp.uid, rejected.annotation, rejected.value)
+            if seen in self.rejections:
+                continue
+            self.rejections.add(seen)
+            log.warning(
+                "%s; the fleet setting applies",
+                rejected.message,
+                extra={"namespace": ns, "tcp": name},
+            )
+            rejection = AnnotationRejected(
+                namespace=ns,
+                tcp=name,
+                at=now,
+                annotation=rejected.annotation,
+                value=rejected.value[:256],
+                message=rejected.message[:1024],
+            )
+            digest = hashlib.sha256("|".join(seen).encode()).hexdigest()[:24]
+            await publish_audit(self.bus, rejection, f"{tcp.uid}:{digest}")
         if decision.next_check is not None:
             heapq.heappush(self.timers, (decision.next_check, key))
 
