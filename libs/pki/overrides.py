@@ -87,7 +87,8 @@ class TcpProfile:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """An annotation ignored, with why: reported once, and the fleet value applies."""
+    """An annotation ignored, with why (`message` does not repeat the annotation): reported
+    once, and the fleet value applies."""
 
     annotation: str
     value: str
@@ -222,7 +223,7 @@ def _cached(
         renew_before_percentage=v.percentage,
     )
     report = tuple(
-        Rejected(name, given[name], f"annotation {name}: {rejected[name]}")
+        Rejected(name, given[name], rejected[name])
         for name in PROFILE_ANNOTATIONS
         if name in rejected
     )

@@ -153,7 +153,9 @@ class Issuer:
         for rejected in tcp_profile(gathered.annotations, self.cfg.fleet)[1]:
             # lifecycle reports it (audit event, Warning Event); here only the log says why
             log.warning(
-                "%s; the fleet setting applies",
+                "annotation %s=%r ignored: %s; the fleet setting applies",
+                rejected.annotation,
+                rejected.value,
                 rejected.message,
                 extra={"namespace": cmd.namespace, "tcp": cmd.tcp, "rotation_id": cmd.id},
             )

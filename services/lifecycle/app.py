@@ -296,7 +296,9 @@ class Lifecycle:
                 continue
             self.rejections.add(seen)
             log.warning(
-                "%s; the fleet setting applies",
+                "annotation %s=%r ignored: %s; the fleet setting applies",
+                rejected.annotation,
+                rejected.value,
                 rejected.message,
                 extra={"namespace": ns, "tcp": name},
             )
