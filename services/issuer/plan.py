@@ -33,6 +33,7 @@ from libs.pki import (
     CHECKSUM_ANNOTATION,
     ROTATE_ANNOTATION,
     Category,
+    KeyAlgorithm,
     SecretKind,
     Signer,
     SignerKeyPair,
@@ -270,7 +271,7 @@ def _data(
         g.tcp,
         now=now,
         signer=signer,
-        algorithm=tcp_prof.key_algorithm,
+        algorithm=key_algorithm(kind, tcp_prof),
         validity=validity,
         datastore_endpoints=ds.endpoints if ds is not None else (),
         current=existing.data if existing is not None else None,
@@ -278,6 +279,15 @@ def _data(
     if category is Category.CA:
         signers.minted[kind] = signer_from_secret_data(kind, data)
     return data, False, []
+
+
+def key_algorithm(kind: SecretKind, prof: TcpProfile) -> KeyAlgorithm:
+    """The key type of a new key of `kind`: the TCP's profile, except that the service-account
+    keypair stays RSA (RSA-2048 when the profile is ECDSA): Kamaji accepts only an RSA
+    service-account key and would replace another at once, invalidating every token."""
+    if profile(kind).category is Category.KEYPAIR and prof.key_algorithm.family != "rsa":
+        return KeyAlgorithm.RSA_2048
+    return prof.key_algorithm
 
 
 def unknown_keys(kind: SecretKind, existing: Existing | None) -> dict[str, bytes]:

@@ -97,7 +97,8 @@ class Lifecycle:
         self.lock = asyncio.Lock()
         self.wake_at: datetime | None = None  # when the evaluator wakes up by itself
         self.exported: dict[TcpKey, set[tuple[str, str]]] = {}  # metric label sets per TCP
-        self.exported_serials: dict[TcpKey, tuple[tuple[SecretKind, str], ...]] = {}
+        # per TCP: what its gauges show, (kind, serial, renew-before) of each certificate
+        self.exported_serials: dict[TcpKey, tuple[tuple[SecretKind, str, timedelta], ...]] = {}
 
     # --- events --------------------------------------------------------------------------
 
@@ -216,12 +217,16 @@ class Lifecycle:
 
     def export(self, key: TcpKey, view: TcpState | None) -> None:
         """Certificate gauges for the TCP's Secrets; series of vanished ones are removed.
-        Nothing is written when the certificates are those already exported (a re-evaluation
-        of an unchanged TCP)."""
+        Nothing is written when the certificates and their renew-before are those already
+        exported (a re-evaluation of an unchanged TCP)."""
         ns, name = key
-        seen = tuple(
-            (kind, s.cert.serial) for kind, s in (view.secrets.items() if view else ()) if s.cert
-        )
+        seen: tuple[tuple[SecretKind, str, timedelta], ...] = ()
+        if view is not None:
+            seen = tuple(
+                (kind, s.cert.serial, effective_deadline(view.tcp, s, self.policy))
+                for kind, s in view.secrets.items()
+                if s.cert
+            )
         if self.exported_serials.get(key) == seen:
             return
         if seen:

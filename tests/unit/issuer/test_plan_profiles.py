@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from libs.pki import SecretKind, renewal_reasons
-from libs.pki.keys import KeyAlgorithm, algorithm_of, load_certificate
+from libs.pki.keys import KeyAlgorithm, algorithm_of, load_certificate, load_private_key
 from libs.pki.overrides import (
     CA_VALIDITY_ANNOTATION,
     KEY_ALGORITHM_ANNOTATION,
@@ -76,3 +76,16 @@ def test_the_ca_validity_is_used_when_a_ca_is_minted(cas: dict[SecretKind, Exist
     assert ca.not_valid_after_utc - ca.not_valid_before_utc == timedelta(hours=43800) + BACKDATE
     plain = load_certificate(minted(Gathered(TCP, "uid", dict(cas)), K.CA, ca_rotation=True))
     assert plain.not_valid_after_utc - plain.not_valid_before_utc == CA_VALIDITY + BACKDATE
+
+
+@pytest.mark.parametrize(
+    ("annotation", "expected"),
+    [("ECDSA-P256", KeyAlgorithm.RSA_2048), ("RSA-3072", KeyAlgorithm.RSA_3072)],
+)
+def test_the_service_account_keypair_stays_rsa(
+    cas: dict[SecretKind, Existing], annotation: str, expected: KeyAlgorithm
+) -> None:
+    g = Gathered(TCP, "uid", dict(cas), annotations={KEY_ALGORITHM_ANNOTATION: annotation})
+    [write] = plan(command(K.SA), g, NOW, CFG).writes
+    key = load_private_key(decoded(write.body)["sa.key"])
+    assert algorithm_of(key) is expected
