@@ -70,6 +70,7 @@ from libs.pki.report import (
     short_human_duration,
 )
 from libs.pki.tcp import (
+    COPYING_DRIVERS,
     PHASE_CA_ROTATING,
     PHASE_READY,
     SubjectAltNames,
@@ -103,6 +104,7 @@ __all__ = [
     "STATUS_PATHS",
     "PHASE_CA_ROTATING",
     "PHASE_READY",
+    "COPYING_DRIVERS",
     "dependents",
     "LEAF_VALIDITY",
     "CA_VALIDITY",

@@ -416,6 +416,10 @@ STATUS_PATHS: dict[SecretKind, tuple[str, ...]] = {
     SecretKind.KONNECTIVITY_KUBECONFIG: ("addons", "konnectivity", "kubeconfig"),
 }
 """Where the TCP status records each Secret (Kamaji's layout, `TenantControlPlaneStatus`)."""
+STATUS_WITHOUT_LAST_UPDATE = frozenset({SecretKind.DATASTORE_CONFIG})
+"""Kinds whose status entry has no `lastUpdate` (Kamaji's `status.storage.config` is a
+secretName and a checksum only: api/v1alpha1/tenantcontrolplane_status.go); a real API server
+prunes a field the CRD does not define."""
 
 
 def dependents(kind: SecretKind, present: Sequence[SecretKind]) -> tuple[SecretKind, ...]:

@@ -27,6 +27,10 @@ DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
 DEFAULT_DATASTORE = "default"
 DEFAULT_DATASTORE_DRIVER = "etcd"
 DATASTORE_DRIVERS = ("etcd", "MySQL", "PostgreSQL", "NATS")
+COPYING_DRIVERS = frozenset({"MySQL", "PostgreSQL", "NATS"})
+"""The drivers whose `<tcp>-datastore-certificate` is a copy of the DataStore's client certificate
+(its own PKI renews it); for etcd, certlc mints one per TCP, signed by the DataStore's CA.
+Kamaji: internal/resources/datastore/datastore_certificate.go."""
 
 _DNS_NAME = re.compile(
     r"^(\*\.)?[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?(\.[a-z0-9_]([-a-z0-9_]{0,61}[a-z0-9_])?)*$"

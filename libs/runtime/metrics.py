@@ -41,6 +41,12 @@ CERT_RENEWAL = Gauge(
     "When certlc renews the certificate (for a CA: when its expiry warning starts), Unix time",
     _CERT_LABELS,
 )
+DATASTORE_CLIENT_EXPIRATION = Gauge(
+    "certlc_datastore_client_certificate_expiration_timestamp_seconds",
+    "NotAfter of the client certificate a MySQL, PostgreSQL or NATS DataStore references, which "
+    "certlc copies to its TCPs but cannot renew (Unix time)",
+    ("datastore",),
+)
 ROTATIONS_REQUESTED = Counter(
     "certlc_rotations_requested_total", "Rotate commands published, by reason", ("reason",)
 )

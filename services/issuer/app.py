@@ -27,7 +27,6 @@ from libs.contracts import subjects
 from libs.contracts.api import (
     CaRotationStarted,
     CertificateIssued,
-    ExternalCertificateExpiring,
     RotationFailed,
     SecretWrittenEvent,
 )
@@ -201,19 +200,6 @@ class Issuer:
                 skip.why,
                 extra={"namespace": cmd.namespace, "tcp": cmd.tcp, "secret": skip.kind.value},
             )
-        for warning in result.warnings:
-            log.warning(warning, extra={"namespace": cmd.namespace, "tcp": cmd.tcp})
-            ds = gathered.datastore
-            event = ExternalCertificateExpiring(
-                namespace=cmd.namespace,
-                tcp=cmd.tcp,
-                rotation_id=cmd.id,
-                at=now,
-                datastore=ds.name if ds else "",
-                not_after=now,
-                message=warning,
-            )
-            await publish_audit(self.bus, event, f"{cmd.id}:external")
         if written:
             message = SecretsWritten(
                 id=cmd.id,

@@ -25,12 +25,13 @@ import base64
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from libs.contracts.messages import RotateCommand
 from libs.pki import (
     CHECKSUM_ANNOTATION,
+    COPYING_DRIVERS,
     ROTATE_ANNOTATION,
     Category,
     KeyAlgorithm,
@@ -46,12 +47,10 @@ from libs.pki import (
     secret_labels,
     secret_name,
     signer_from_secret_data,
-    summarize,
 )
 from libs.pki.overrides import FleetProfile, TcpProfile, tcp_profile
 
 ROTATION_ANNOTATION = "certlc.kamaji.clastix.io/rotation-id"
-EXTERNAL_DRIVERS = frozenset({"MySQL", "PostgreSQL"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +118,6 @@ class Skip:
 class Plan:
     writes: tuple[Write, ...]
     skipped: tuple[Skip, ...]
-    warnings: tuple[str, ...] = ()
 
 
 class PlanError(ValueError):
@@ -129,10 +127,6 @@ class PlanError(ValueError):
 @dataclass(frozen=True, slots=True)
 class IssueSettings:
     fleet: FleetProfile = field(default_factory=FleetProfile)  # a TCP's annotations override
-
-    @property
-    def deadline(self) -> timedelta:
-        return self.fleet.renew_before
 
 
 def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
@@ -234,27 +228,17 @@ class _Signers:
 
 def _data(
     kind: SecretKind, g: Gathered, signers: _Signers, now: datetime, cfg: IssueSettings
-) -> tuple[dict[str, bytes], bool, list[str]]:
-    """(data, delete_first, warnings) for one Secret."""
+) -> tuple[dict[str, bytes], bool]:
+    """(data, delete_first) for one Secret. A copied client certificate that is itself near its
+    end is reported by lifecycle (it follows the DataStore), not here."""
     ds = g.datastore
-    if (
-        kind is SecretKind.DATASTORE_CERTIFICATE
-        and ds is not None
-        and ds.driver in EXTERNAL_DRIVERS
-    ):
+    if kind is SecretKind.DATASTORE_CERTIFICATE and ds is not None and ds.driver in COPYING_DRIVERS:
         if not (ds.ca_cert and ds.client_cert and ds.client_key):
             raise PlanError(f"DataStore {ds.name} references no client certificate and key")
         data = datastore_certificate_from_external(
             ca_pem=ds.ca_cert, cert_pem=ds.client_cert, key_pem=ds.client_key
         )
-        warnings = []
-        facts = summarize(kind, data)
-        if facts.not_after < now + cfg.deadline:
-            warnings.append(
-                f"DataStore {ds.name}: the external client certificate expires "
-                f"{facts.not_after.isoformat()}; its PKI must renew it"
-            )
-        return data, True, warnings
+        return data, True
     signer = signers.for_kind(kind) if kind is not SecretKind.DATASTORE_CONFIG else None
     category = profile(kind).category
     tcp_prof = g.profile(cfg.fleet)
@@ -278,7 +262,7 @@ def _data(
     )
     if category is Category.CA:
         signers.minted[kind] = signer_from_secret_data(kind, data)
-    return data, False, []
+    return data, False
 
 
 def key_algorithm(kind: SecretKind, prof: TcpProfile) -> KeyAlgorithm:
@@ -307,14 +291,12 @@ def plan(cmd: RotateCommand, g: Gathered, now: datetime, cfg: IssueSettings) -> 
     signers = _Signers(g)
     writes: list[Write] = []
     skipped: list[Skip] = []
-    warnings: list[str] = []
     for kind in kinds:
         skip = _status(kind, cmd, g)
         if skip is not None:
             skipped.append(skip)
             continue
-        minted, delete_first, notes = _data(kind, g, signers, now, cfg)
-        warnings.extend(notes)
+        minted, delete_first = _data(kind, g, signers, now, cfg)
         existing = g.secrets.get(kind)
         data = {**unknown_keys(kind, existing), **minted}
         writes.append(
@@ -330,4 +312,4 @@ def plan(cmd: RotateCommand, g: Gathered, now: datetime, cfg: IssueSettings) -> 
                 data=data,
             )
         )
-    return Plan(tuple(writes), tuple(skipped), tuple(warnings))
+    return Plan(tuple(writes), tuple(skipped))

@@ -28,13 +28,20 @@ from libs.contracts import subjects
 from libs.contracts.api import (
     AnnotationRejected,
     CaExpiring,
+    ExternalCertificateExpiring,
     LoopGuardTripped,
     RotateAccepted,
     RotationRejected,
     RotationRequested,
 )
 from libs.contracts.codec import MalformedMessage, decode_event, decode_request, encode
-from libs.contracts.messages import DataStoreObserved, Reason, RotateCommand, TcpDeleted
+from libs.contracts.messages import (
+    DataStoreDeleted,
+    DataStoreObserved,
+    Reason,
+    RotateCommand,
+    TcpDeleted,
+)
 from libs.contracts.records import ROTATIONS_BUCKET, Requested, key_parts
 from libs.pki import SecretKind
 from libs.runtime import metrics, topology
@@ -50,6 +57,7 @@ from services.lifecycle.policy import (
     TcpState,
     decide,
     effective_deadline,
+    renewed_here,
     scheduled,
     signer_versions,
 )
@@ -66,6 +74,18 @@ def spread_of(key: TcpKey) -> float:
     """A fixed number in [0, 1) per TCP: where in each re-evaluation period it comes."""
     digest = hashlib.sha256(f"{key[0]}/{key[1]}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def export_datastore(event: DataStoreObserved | DataStoreDeleted) -> None:
+    """The NotAfter of the client certificate a DataStore lends its TCPs (MySQL, PostgreSQL,
+    NATS), which certlc copies but cannot renew; the series goes with the certificate."""
+    gauge = metrics.DATASTORE_CLIENT_EXPIRATION
+    client = event.client_cert if isinstance(event, DataStoreObserved) else None
+    if client is not None:
+        gauge.labels(event.name).set(client.not_after.timestamp())
+    else:
+        with contextlib.suppress(KeyError):  # never exported
+            gauge.remove(event.name)
 
 
 def now_utc() -> datetime:
@@ -112,6 +132,8 @@ class Lifecycle:
             self.export((event.namespace, event.name), None)
         key = self.state.apply(event)
         when = now_utc() + self.settings.settle
+        if isinstance(event, DataStoreObserved | DataStoreDeleted):
+            export_datastore(event)
         if isinstance(event, DataStoreObserved):  # its CA may be a signer of a failed rotation
             for tcp_key, tcp in list(self.state.tcps.items()):
                 if tcp.datastore == event.name:
@@ -245,7 +267,7 @@ class Lifecycle:
             due = scheduled(
                 kind, observed, self.policy, effective_deadline(view.tcp, observed, self.policy)
             )
-            if due is not None:
+            if due is not None and view is not None and renewed_here(kind, view):
                 metrics.CERT_RENEWAL.labels(*labels).set(due.timestamp())
         for secret, kind_name in self.exported.get(key, set()) - current:
             for gauge in (metrics.CERT_EXPIRATION, metrics.CERT_NOT_BEFORE, metrics.CERT_RENEWAL):
@@ -317,6 +339,21 @@ class Lifecycle:
             )
             digest = hashlib.sha256("|".join(seen).encode()).hexdigest()[:24]
             await publish_audit(self.bus, rejection, f"{tcp.uid}:{digest}")
+        if (external := decision.external_warning) is not None:
+            mark = (key, "external", external.not_after)
+            if mark not in self.warned:
+                self.warned.add(mark)
+                log.warning(external.message, extra={"namespace": ns, "tcp": name})
+                ext = ExternalCertificateExpiring(
+                    namespace=ns,
+                    tcp=name,
+                    at=now,
+                    datastore=external.datastore,
+                    not_after=external.not_after,
+                    message=external.message,
+                )
+                mark_id = f"{tcp.uid}:external:{external.not_after.isoformat()}"
+                await publish_audit(self.bus, ext, mark_id)
         if decision.next_check is not None:
             heapq.heappush(self.timers, (decision.next_check, key))
 

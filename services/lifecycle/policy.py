@@ -8,7 +8,10 @@ gives the reason. The order is the policy:
     invalid            the watcher found a problem (key mismatch, wrong signer, SAN missing ...)
     not-yet-valid      NotBefore lies in the future
     expiring           now >= NotAfter - deadline, earlier by up to `jitter` of the deadline
-                       by an amount fixed per certificate (never for a CA: rotated by hand)
+                       by an amount fixed per certificate (never for a CA: rotated by hand;
+                       never for a datastore-certificate copied from a MySQL, PostgreSQL or
+                       NATS DataStore: its own PKI renews it, and a copy near its end is
+                       reported instead, `external_warning`)
 
 Around the chain: a paused TCP or Secret is left alone; while a CA rotation is open (its
 rotation record not completed) the Secrets it re-issues wait for it, except a missing one; a
@@ -30,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from libs.contracts.messages import Reason, SecretObserved, TcpObserved
+from libs.contracts.messages import CertFacts, Reason, SecretObserved, TcpObserved
 from libs.contracts.records import Phase, RotationRecord, Stage
 from libs.pki.overrides import FleetProfile, Rejected, tcp_profile
 from libs.pki.profiles import (
@@ -43,6 +46,7 @@ from libs.pki.profiles import (
     kinds_for,
     profile,
 )
+from libs.pki.tcp import COPYING_DRIVERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,9 @@ class TcpState:
     rotations: Sequence[RotationRecord] = ()
     datastore_version: str = ""  # resourceVersion of the TCP's DataStore, "" when unknown
     datastore_observed_at: datetime | None = None  # when the watcher last saw it
+    # The client certificate the DataStore references, when the TCP's datastore-certificate is
+    # a copy of it (MySQL, PostgreSQL, NATS): its own PKI renews it, certlc copies and reports.
+    datastore_client: CertFacts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +128,23 @@ class CaWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalWarning:
+    """The copied datastore client certificate comes near its end: only its own PKI can renew
+    it, so certlc says so (audit event, Warning Event) instead of re-issuing."""
+
+    datastore: str
+    not_after: datetime
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     rotations: tuple[Rotation, ...] = ()
     loop_trips: tuple[LoopTrip, ...] = ()
     ca_warnings: tuple[CaWarning, ...] = ()
     next_check: datetime | None = None
     resends: tuple[Resend, ...] = ()
+    external_warning: ExternalWarning | None = None
     rejected: tuple[Rejected, ...] = ()  # profile annotations ignored, to report
 
 
@@ -210,9 +228,38 @@ def scheduled(
     return renew_at(kind, s, cfg, deadline) or s.cert.not_after - cfg.ca_warning
 
 
+def renewed_here(kind: SecretKind, st: TcpState) -> bool:
+    """Whether certlc renews `kind` when it falls due: not a datastore-certificate copied from
+    the DataStore's client certificate (a new copy would be as old; see `external_warning`)."""
+    return not (
+        kind is SecretKind.DATASTORE_CERTIFICATE and st.tcp.datastore_driver in COPYING_DRIVERS
+    )
+
+
+def external_warning(st: TcpState, now: datetime, cfg: PolicySettings) -> ExternalWarning | None:
+    """A warning when the DataStore's client certificate, which this TCP uses a copy of, is
+    within the renewal deadline of its NotAfter (or past it)."""
+    cert = st.datastore_client
+    if st.tcp.datastore_driver not in COPYING_DRIVERS or cert is None:
+        return None
+    if now < cert.not_after - cfg.deadline:
+        return None
+    verb = "expired" if cert.not_after <= now else "expires"
+    return ExternalWarning(
+        st.tcp.datastore,
+        cert.not_after,
+        f"DataStore {st.tcp.datastore}: the client certificate copied to "
+        f"{st.tcp.name}-{SecretKind.DATASTORE_CERTIFICATE.value} {verb} "
+        f"{cert.not_after.isoformat()}; only its own PKI can renew it, and certlc copies the "
+        "renewed one",
+    )
+
+
 def check_expiring(
     kind: SecretKind, s: SecretObserved | None, st: TcpState, now: datetime, cfg: PolicySettings
 ) -> Finding | None:
+    if not renewed_here(kind, st):
+        return None
     due = renew_at(kind, s, cfg, effective_deadline(st.tcp, s, cfg)) if s is not None else None
     if s is None or s.cert is None or due is None or now < due:
         return None
@@ -365,8 +412,11 @@ def _next_check(
         if s.cert.not_before > now:
             times.append(s.cert.not_before)
         due = scheduled(kind, s, cfg, effective_deadline(state.tcp, s, cfg))
-        if due is not None and due > now:
+        if due is not None and due > now and renewed_here(kind, state):
             times.append(due)
+    client = state.datastore_client
+    if client is not None and client.not_after - cfg.deadline > now:
+        times.append(client.not_after - cfg.deadline)
     times.extend(resend_due(r, cfg) for r in state.rotations if r.phase is Phase.REQUESTED)
     return min(times) if times else None
 
@@ -443,7 +493,8 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
         warnings,
         _next_check(kinds, state, now, cfg),
         resends(state, now, cfg),
-        tcp_profile(tcp.annotations, cfg.fleet)[1],
+        external_warning(state, now, cfg),
+        rejected=tcp_profile(tcp.annotations, cfg.fleet)[1],
     )
 
 

@@ -132,6 +132,7 @@ class FleetState:
             ),
             datastore_version=datastore_version(datastore),
             datastore_observed_at=datastore.observed_at if datastore is not None else None,
+            datastore_client=datastore.client_cert if datastore is not None else None,
         )
 
     def counts(self) -> tuple[int, int]:

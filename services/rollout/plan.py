@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from libs.contracts.records import RolloutState
-from libs.pki.profiles import MOUNTED_KINDS, STATUS_PATHS, SecretKind
+from libs.pki.profiles import (
+    KONNECTIVITY_KINDS,
+    MOUNTED_KINDS,
+    STATUS_PATHS,
+    STATUS_WITHOUT_LAST_UPDATE,
+    SecretKind,
+)
 from libs.pki.tcp import PHASE_CA_ROTATING, PHASE_READY
 
 LABEL_PREFIX = "component.kamaji.clastix.io/"
@@ -129,7 +135,10 @@ def status_patch(
     """A merge patch of `.status` recording each Secret (name, checksum, lastUpdate) and,
     when given, the phase; None when the status already says all that.
 
-    lastUpdate changes only with the checksum, so repeating a patch changes nothing.
+    lastUpdate changes only with the checksum, so repeating a patch changes nothing. Only
+    fields of Kamaji's status schema are written (a real API server prunes the others):
+    `storage.config` has no lastUpdate, and `addons.konnectivity` requires `enabled`, which is
+    true whenever its Secrets exist (api/v1alpha1/tenantcontrolplane_status.go).
     """
     status = tcp.get("status") or {}
     patch: dict[str, Any] = {}
@@ -144,7 +153,12 @@ def status_patch(
         node = patch
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = {"secretName": fact.name, "checksum": fact.checksum, "lastUpdate": stamp}
+        entry = {"secretName": fact.name, "checksum": fact.checksum}
+        if kind not in STATUS_WITHOUT_LAST_UPDATE:
+            entry["lastUpdate"] = stamp
+        node[path[-1]] = entry
+        if kind in KONNECTIVITY_KINDS and _get(status, path[:-1]).get("enabled") is not True:
+            node["enabled"] = True
     if phase is not None:
         current_phase = _get(status, ("kubernetesResources", "version")).get("status")
         if current_phase != phase:

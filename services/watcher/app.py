@@ -36,7 +36,7 @@ from libs.contracts.messages import WatcherSynced
 from libs.kube.client import KubeClient
 from libs.kube.errors import KubeError, NotFound
 from libs.kube.informer import Informer
-from libs.pki import PkiError
+from libs.pki import COPYING_DRIVERS, PkiError
 from libs.pki.tcp import SecretKeyRef, datastore_refs
 from libs.runtime import topology
 from libs.runtime.config import Settings
@@ -300,9 +300,10 @@ class Watcher:
             try:
                 refs = datastore_refs(ds)
                 # etcd's client certificate is Kamaji's own: each TCP gets one of its own,
-                # signed by the CA. MySQL's and PostgreSQL's is copied to every TCP.
-                etcd = str((ds.get("spec") or {}).get("driver") or "etcd").lower() == "etcd"
-                client = None if etcd else self._read_ref(refs.client_cert)
+                # signed by the CA. MySQL's, PostgreSQL's and NATS's is copied to every TCP.
+                driver = str((ds.get("spec") or {}).get("driver") or "")
+                copied = driver in COPYING_DRIVERS
+                client = self._read_ref(refs.client_cert) if copied else None
                 out[name] = (self._read_ref(refs.ca_cert), client)
             except (KubeError, PkiError) as exc:
                 log.warning("cannot read the certificates of DataStore %s: %s", name, exc)

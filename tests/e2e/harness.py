@@ -38,7 +38,11 @@ def wait_for(check: Callable[[], T | None], timeout: float = 20.0, what: str = "
 
 
 class BusTap:
-    """Subscribes to `>` on its own thread and keeps (subject, headers, data) of every message."""
+    """Subscribes to `>` on its own thread and keeps (subject, headers, data) of every message
+    published. A JetStream consumer's delivery of a stored message reaches a `>` subscriber too,
+    under the message's own subject (its reply subject is then `$JS.ACK.<stream>.<consumer>...`):
+    it is left out, so that what was published once is kept once, however many consumers read
+    it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -54,6 +58,8 @@ class BusTap:
         nc = await nats.connect(self.url, max_reconnect_attempts=-1)
 
         async def record(msg: Any) -> None:
+            if str(msg.reply or "").startswith("$JS.ACK."):
+                return  # a consumer's delivery, not a publish
             self.messages.append((msg.subject, dict(msg.headers or {}), bytes(msg.data)))
 
         await nc.subscribe(">", cb=record)

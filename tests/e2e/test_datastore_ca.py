@@ -6,15 +6,21 @@ alone. Kamaji does not label that Secret, so the watcher reads it (CERTLC_DATAST
 from __future__ import annotations
 
 import base64
+import json
+import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from cryptography import x509
+from prometheus_client.parser import text_string_to_metric_families
 
 from certlc_dev.devenv import seed
 from certlc_dev.devenv.stack import seed_datastores, seed_tenant
+from libs.contracts.api import ExternalCertificateExpiring
 from libs.pki import SecretKind, TcpSpec, mint_secret_data, signer_from_secret_data
 from tests.e2e.harness import Stack, openssl_verify, start_stack, wait_for
 
@@ -75,15 +81,11 @@ def test_a_new_datastore_ca_re_issues_the_datastore_certificate_of_each_of_its_t
     assert stack.rollouts_completed("ds-other") == rollouts["ds-other"]
 
 
-def test_a_replaced_external_client_certificate_is_copied_to_its_tcp_and_rolled_out(
-    stack: Stack,
-) -> None:
-    seed_tenant(stack.sim, "ds-pg", datastore="postgres", driver="PostgreSQL")
-    stack.first_issued("ds-pg", timeout=60)
-    stack.quiet("ds-pg")
-    before = stack.secrets("ds-pg")["ds-pg-datastore-certificate"]["metadata"]["resourceVersion"]
-    rollouts = stack.rollouts_completed("ds-pg")
-    # The database's PKI is renewed outside certlc: a new CA and a client certificate of it.
+def renew_postgres_pki(
+    stack: Stack, validity: timedelta | None = None, datastore: str = "postgres"
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The database's PKI renewed outside certlc: a new CA and a client certificate of it,
+    written to the Secret the PostgreSQL DataStore references; (CA data, client data)."""
     placeholder = TcpSpec(name="datastore", namespace=seed.DATASTORE_NAMESPACE, address="127.0.0.1")
     now = datetime.now(UTC)
     ca = mint_secret_data(SecretKind.CA, placeholder, now=now)
@@ -92,10 +94,11 @@ def test_a_replaced_external_client_certificate_is_copied_to_its_tcp_and_rolled_
         placeholder,
         now=now,
         signer=signer_from_secret_data(SecretKind.CA, ca),
+        validity=validity,
     )
     stack.sim.patch(
         "secrets",
-        "postgres-pki",
+        f"{datastore}-pki",
         {
             "data": {
                 "ca.crt": base64.b64encode(ca["ca.crt"]).decode(),
@@ -105,6 +108,24 @@ def test_a_replaced_external_client_certificate_is_copied_to_its_tcp_and_rolled_
         },
         namespace=seed.DATASTORE_NAMESPACE,
     )
+    return ca, client
+
+
+def postgres_tenant(stack: Stack) -> str:
+    if "ds-pg-datastore-certificate" not in stack.secrets("ds-pg"):
+        seed_tenant(stack.sim, "ds-pg", datastore="postgres", driver="PostgreSQL")
+        stack.first_issued("ds-pg", timeout=60)
+    stack.quiet("ds-pg")
+    return "ds-pg"
+
+
+def test_a_replaced_external_client_certificate_is_copied_to_its_tcp_and_rolled_out(
+    stack: Stack,
+) -> None:
+    postgres_tenant(stack)
+    before = stack.secrets("ds-pg")["ds-pg-datastore-certificate"]["metadata"]["resourceVersion"]
+    rollouts = stack.rollouts_completed("ds-pg")
+    ca, client = renew_postgres_pki(stack)
     wait_for(
         lambda: (
             stack.secrets("ds-pg")["ds-pg-datastore-certificate"]["metadata"]["resourceVersion"]
@@ -120,3 +141,87 @@ def test_a_replaced_external_client_certificate_is_copied_to_its_tcp_and_rolled_
     assert copied["server.key"].strip() == client["server.key"].strip()
     assert copied["ca.crt"].strip() == ca["ca.crt"].strip()
     assert stack.rollouts_completed("ds-pg") - rollouts == 1
+
+
+def warning_events(stack: Stack, tcp: str, reason: str) -> list[dict[str, Any]]:
+    listed = json.loads(stack.kubectl("get", "events", "-n", "default", "-o", "json"))["items"]
+    return [
+        e
+        for e in listed
+        if e["involvedObject"].get("name") == tcp
+        and e.get("reason") == reason
+        and e.get("type") == "Warning"
+    ]
+
+
+def datastore_expiry(stack: Stack, datastore: str) -> float | None:
+    """The client-certificate NotAfter lifecycle exports for `datastore`, from its /metrics."""
+    (lifecycle,) = stack.services.by_name("lifecycle")
+    with urllib.request.urlopen(f"http://127.0.0.1:{lifecycle.port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    name = "certlc_datastore_client_certificate_expiration_timestamp_seconds"
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("datastore") == datastore:
+                return float(sample.value)
+    return None
+
+
+def test_an_expiring_external_client_certificate_is_reported_and_not_renewed_in_a_loop(
+    stack: Stack,
+) -> None:
+    # A DataStore of its own, so that the loop guard's count is this test's alone.
+    tcp, store = "ds-pg-exp", "postgres-exp"
+    for obj in seed.postgres_datastore(store):
+        stack.sim.create(obj)
+    seed_tenant(stack.sim, tcp, datastore=store, driver="PostgreSQL")
+    stack.first_issued(tcp, timeout=60)
+    stack.quiet(tcp)
+    rollouts = stack.rollouts_completed(tcp)
+    # The database's PKI issues a certificate that is already within the renewal deadline.
+    _, client = renew_postgres_pki(stack, validity=timedelta(hours=2), datastore=store)
+    wait_for(
+        lambda: (
+            stack.data(stack.secrets(tcp)[f"{tcp}-{CERT}"])["server.crt"].strip()
+            == client["server.crt"].strip()
+        ),
+        30,
+        "the short-lived client certificate copied",
+    )
+    stack.next_rollout(tcp, rollouts, timeout=30)
+    wait_for(lambda: stack.rotations_done(tcp), 30, "the copy's rotation completed")
+    (event,) = wait_for(
+        lambda: warning_events(stack, tcp, "ExternalCertificateExpiring"), 30, "the Warning Event"
+    )
+    assert f"DataStore {store}" in event["message"]
+    assert "own PKI" in event["message"]
+    audited = [
+        msgspec.json.decode(d, type=ExternalCertificateExpiring)
+        for d in stack.tap.audit(tcp, "datastore-external-certificate-expiring")
+    ]
+    assert audited, "no datastore.external-certificate-expiring audit event"
+    summary = summarize_client(client)
+    assert {a.not_after for a in audited} == {summary}
+    assert {a.datastore for a in audited} == {store}
+    expiry = wait_for(lambda: datastore_expiry(stack, store), 30, "the expiry gauge")
+    assert expiry == summary.timestamp()
+    # Not renewed again and again: a new copy would be as old. One rollout for the copy, and
+    # nothing more while the DataStore keeps the certificate (the watcher re-reads it every 2 s).
+    stack.quiet(tcp, seconds=6)
+    assert stack.rollouts_completed(tcp) - rollouts == 1
+    assert len(warning_events(stack, tcp, "ExternalCertificateExpiring")) == 1
+    # The PKI renews it for real: the copy follows, and the warning is not repeated.
+    rollouts = stack.rollouts_completed(tcp)
+    renew_postgres_pki(stack, datastore=store)
+    stack.next_rollout(tcp, rollouts, timeout=30)
+    wait_for(lambda: stack.rotations_done(tcp), 30, "the renewed copy's rotation")
+    later = wait_for(
+        lambda: (v := datastore_expiry(stack, store)) is not None and v > expiry and v,
+        30,
+        "the gauge moved on",
+    )
+    assert later > expiry + 86400
+
+
+def summarize_client(client: dict[str, bytes]) -> datetime:
+    return x509.load_pem_x509_certificate(client["server.crt"]).not_valid_after_utc

@@ -78,11 +78,15 @@ def _key(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _prune(value: Any, node: Schema | None, path: str, unknown: list[str]) -> Any:
-    if node is not None and node.get(PRESERVE) is True:
-        return _keep_unknown(value, node, path, unknown)
+def _prune(
+    value: Any, node: Schema | None, path: str, unknown: list[str], keep: bool = False
+) -> Any:
+    """`value` pruned by `node`. With `keep` (pruning's skipPrune, under
+    `x-kubernetes-preserve-unknown-fields`), unknown fields stay while declared ones are still
+    pruned by their own schemas."""
+    keep = keep or (node is not None and node.get(PRESERVE) is True)
     if isinstance(value, Mapping):
-        if node is None:
+        if node is None:  # never with `keep`: it comes from a node
             unknown.extend(_key(path, k) for k in value)
             return {}
         embedded = node.get(EMBEDDED) is True
@@ -97,39 +101,17 @@ def _prune(value: Any, node: Schema | None, path: str, unknown: list[str]) -> An
                 kept[key] = _prune(item, properties[key], child, unknown)
             elif isinstance(additional, Mapping):
                 kept[key] = _prune(item, additional, child, unknown)
+            elif keep:
+                kept[key] = item
             elif key not in META_FIELDS or path:
                 unknown.append(child)
         return kept
     if isinstance(value, list):
         items = node.get("items") if node is not None else None
         schema = items if isinstance(items, Mapping) else None
-        return [_prune(item, schema, f"{path}[{i}]", unknown) for i, item in enumerate(value)]
-    return value
-
-
-def _keep_unknown(value: Any, node: Schema, path: str, unknown: list[str]) -> Any:
-    """pruning's skipPrune: unknown fields stay, declared ones are pruned by their schema."""
-    if isinstance(value, Mapping):
-        embedded = node.get(EMBEDDED) is True
-        properties: Mapping[str, Schema] = node.get("properties") or {}
-        additional = node.get("additionalProperties")
-        kept: dict[str, Any] = {}
-        for key, item in value.items():
-            child = _key(path, key)
-            if embedded and key in META_FIELDS:
-                kept[key] = _meta_field(key, item, child, unknown)
-            elif key in properties:
-                kept[key] = _prune(item, properties[key], child, unknown)
-            elif isinstance(additional, Mapping):
-                kept[key] = _prune(item, additional, child, unknown)
-            else:
-                kept[key] = item
-        return kept
-    if isinstance(value, list):
-        items = node.get("items")
-        if not isinstance(items, Mapping):
+        if schema is None and keep:
             return list(value)
-        return [_keep_unknown(item, items, f"{path}[{i}]", unknown) for i, item in enumerate(value)]
+        return [_prune(item, schema, f"{path}[{i}]", unknown, keep) for i, item in enumerate(value)]
     return value
 
 

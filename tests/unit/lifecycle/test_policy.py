@@ -423,3 +423,53 @@ def test_should_honour_a_configured_deadline() -> None:
     soon = secret(K.APISERVER, cert=cert(NOW + timedelta(days=29)))
     rotations = decide(TcpState(tcp(), healthy(APISERVER=soon)), NOW, cfg).rotations
     assert [r.reason for r in rotations] == [Reason.EXPIRING]
+
+
+@pytest.mark.parametrize(
+    ("driver", "client_left", "renewed", "warned"),
+    [
+        # etcd: certlc mints the TCP's own client certificate and renews it; nothing to warn of
+        ("etcd", timedelta(hours=2), True, False),
+        # a copy of the DataStore's certificate: never renewed here, a warning near its end
+        ("PostgreSQL", timedelta(hours=2), False, True),
+        ("MySQL", -timedelta(hours=1), False, True),  # already expired: still a warning
+        ("NATS", timedelta(hours=2), False, True),
+        ("PostgreSQL", timedelta(days=3), False, False),  # outside the deadline: quiet
+        ("PostgreSQL", None, False, False),  # the DataStore's certificate is not known
+    ],
+)
+def test_a_copied_datastore_certificate_is_reported_near_its_end_not_renewed(
+    driver: str, client_left: timedelta | None, renewed: bool, warned: bool
+) -> None:
+    copy = secret(K.DATASTORE_CERTIFICATE, cert=cert(NOW + timedelta(hours=2)))
+    client = cert(NOW + client_left) if client_left is not None else None
+    state = TcpState(
+        tcp(datastore="pg-1", datastore_driver=driver),
+        healthy(DATASTORE_CERTIFICATE=copy),
+        datastore_client=client,
+    )
+    decision = decide(state, NOW, CFG)
+    asked = [r.kinds for r in decision.rotations]
+    assert asked == ([(K.DATASTORE_CERTIFICATE,)] if renewed else [])
+    warning = decision.external_warning
+    assert (warning is not None) is warned
+    if warning is not None:
+        assert client is not None
+        assert warning.datastore == "pg-1"
+        assert warning.not_after == client.not_after
+        assert "k8s-126-datastore-certificate" in warning.message
+        assert "own PKI" in warning.message
+
+
+def test_the_next_check_wakes_when_a_copied_certificate_enters_the_deadline() -> None:
+    client = cert(NOW + timedelta(days=3))
+    state = TcpState(
+        tcp(datastore="pg-1", datastore_driver="PostgreSQL"),
+        healthy(),
+        datastore_client=client,
+    )
+    decision = decide(state, NOW, CFG)
+    assert decision.next_check == NOW + timedelta(days=2)
+    later = decide(state, NOW + timedelta(days=2), CFG)
+    assert later.external_warning is not None
+    assert later.rotations == ()

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from certlc_dev.kubesim.crds import load_schemas
+from certlc_dev.kubesim.pruning import prune
 from libs.contracts.records import RolloutState
 from libs.pki.profiles import SecretKind
 from services.rollout.plan import (
@@ -140,11 +142,34 @@ def test_should_record_secrets_in_kamajis_status_layout() -> None:
                 "admin": {"secretName": "k8s-126-admin-kubeconfig", "checksum": "2",
                           "lastUpdate": "2026-06-01T12:00:00Z"}
             },
-            "addons": {"konnectivity": {"certificate": {
+            "addons": {"konnectivity": {"enabled": True, "certificate": {
                 "secretName": "k8s-126-konnectivity-certificate", "checksum": "3",
                 "lastUpdate": "2026-06-01T12:00:00Z"}}},
         }
     }  # fmt: skip
+
+
+def test_should_write_only_what_kamajis_status_schema_holds() -> None:
+    """Every field the patch writes survives the TCP CRD's structural pruning (a real API server
+    drops the others silently), and addons.konnectivity keeps its required `enabled`."""
+    schema = load_schemas()[("kamaji.clastix.io", "v1alpha1", "tenantcontrolplanes")]
+    every = facts(**{kind.name: str(i) for i, kind in enumerate(SecretKind)})
+    patch = status_patch({}, every, NOW, phase="Ready")
+    assert patch is not None
+    tcp = {"apiVersion": "kamaji.clastix.io/v1alpha1", "kind": "TenantControlPlane", **patch}
+    assert prune(schema, tcp) == (tcp, ())
+    config = patch["status"]["storage"]["config"]
+    assert config == {"secretName": "k8s-126-datastore-config", "checksum": config["checksum"]}
+    konnectivity = patch["status"]["addons"]["konnectivity"]
+    assert konnectivity["enabled"] is True
+    # A status that says it already: `enabled` is not written again.
+    again = status_patch(
+        {"status": {"addons": {"konnectivity": {"enabled": True}}}},
+        facts(KONNECTIVITY_KUBECONFIG="9"),
+        NOW,
+    )
+    assert again is not None
+    assert "enabled" not in again["status"]["addons"]["konnectivity"]
 
 
 def test_should_leave_status_alone_when_it_already_matches() -> None:
