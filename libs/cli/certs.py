@@ -35,6 +35,7 @@ from libs.pki import (
     managed_kinds,
     mint_ca,
     mint_secret_data,
+    parse_key_algorithm,
     render_report,
     secret_name,
     signer_from_secret_data,
@@ -64,6 +65,14 @@ def parse_duration(text: str) -> timedelta:
         ) from None
 
 
+def _algorithm(text: str) -> KeyAlgorithm:
+    """A key algorithm (an argparse type): the settings' and annotations' parser."""
+    try:
+        return parse_key_algorithm(text)
+    except PkiError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _driver(text: str) -> str:
     for driver in DATASTORE_DRIVERS:
         if driver.lower() == text.lower():
@@ -86,7 +95,12 @@ def register(subparsers: Any) -> None:
     gen.add_argument("--cluster-domain", default="cluster.local")
     gen.add_argument("--service-cidr", default="10.96.0.0/16")
     gen.add_argument("--konnectivity", action="store_true", help="enable the konnectivity addon")
-    gen.add_argument("--algorithm", choices=[a.value for a in KeyAlgorithm], default="rsa")
+    gen.add_argument(
+        "--algorithm",
+        type=_algorithm,
+        default=KeyAlgorithm.RSA_2048,
+        help="RSA-2048 (default), RSA-3072, RSA-4096, ECDSA-P256, ECDSA-P384 (or rsa, ecdsa)",
+    )
     gen.add_argument("--datastore", type=_driver, default="etcd", help="DataStore driver")
     gen.add_argument(
         "--datastore-endpoint", action="append", default=[], help="host:port (repeatable)"
@@ -181,7 +195,7 @@ def _existing(out: Path, names: list[str]) -> list[str]:
 def cmd_generate(args: argparse.Namespace) -> int:
     """Mint every Secret of the TCP described by the flags and write it under --out."""
     now = datetime.now(UTC)
-    algorithm = KeyAlgorithm(args.algorithm)
+    algorithm: KeyAlgorithm = args.algorithm
     out: Path = args.out
     try:
         tcp = TcpSpec.from_resource(_resource(args))

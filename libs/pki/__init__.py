@@ -9,7 +9,7 @@ See docs/pki.md.
 from libs.pki.errors import KubeconfigError, PkiError, SecretDataError, SignerError, SpecError
 from libs.pki.inspect import CA_RESIDUAL_WARNING, CertSummary, ca_residual, summarize
 from libs.pki.issue import IssuedPair, SignerKeyPair, issue_leaf, load_signer, mint_ca
-from libs.pki.keys import KeyAlgorithm
+from libs.pki.keys import KeyAlgorithm, parse_key_algorithm
 from libs.pki.kubeconfig import (
     KubeconfigCredentials,
     kubeconfig_server,
@@ -131,6 +131,7 @@ __all__ = [
     "ROTATE_ANNOTATION",
     # minting
     "KeyAlgorithm",
+    "parse_key_algorithm",
     "SignerKeyPair",
     "IssuedPair",
     "load_signer",

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from libs.pki.errors import PkiError, SecretDataError
-from libs.pki.keys import algorithm_of, key_matches_certificate
+from libs.pki.keys import family_of, key_matches_certificate
 from libs.pki.material import Material, gather
 from libs.pki.profiles import Category, SecretKind
 
@@ -106,7 +106,7 @@ def summarize_certificate(
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         fingerprint_sha256=fingerprint(cert),
-        key_algorithm=algorithm_of(public).value if isinstance(public, _SUPPORTED) else "unknown",
+        key_algorithm=family_of(public) if isinstance(public, _SUPPORTED) else "unknown",
         key_matches=key_matches,
         is_ca=cert_is_ca(cert),
     )

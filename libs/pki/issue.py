@@ -25,8 +25,8 @@ from libs.pki.keys import (
     KeyAlgorithm,
     PrivateKey,
     PublicKey,
-    algorithm_of,
     certificate_pem,
+    family_of,
     generate_private_key,
     key_matches_certificate,
     load_certificate,
@@ -119,11 +119,11 @@ def _name(common_name: str, organizations: Sequence[str]) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _key_usage(usages: Sequence[KeyUsage], algorithm: KeyAlgorithm) -> x509.KeyUsage:
+def _key_usage(usages: Sequence[KeyUsage], algorithm: str) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=KeyUsage.DIGITAL_SIGNATURE in usages,
         content_commitment=False,
-        key_encipherment=KeyUsage.KEY_ENCIPHERMENT in usages and algorithm is KeyAlgorithm.RSA,
+        key_encipherment=KeyUsage.KEY_ENCIPHERMENT in usages and algorithm == "rsa",
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=KeyUsage.CERT_SIGN in usages,
@@ -167,7 +167,7 @@ def build_certificate(
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-        .add_extension(_key_usage(key_usages, algorithm_of(public_key)), critical=True)
+        .add_extension(_key_usage(key_usages, family_of(public_key)), critical=True)
         .add_extension(ski, critical=False)
     )
     if ext_key_usages:

@@ -1,7 +1,8 @@
 """Private keys and certificates as PEM: generation, serialisation, parsing, key matching.
 
-Decides the key formats of the project: RSA 2048 as PKCS#1 `RSA PRIVATE KEY` (kubeadm's
-format), ECDSA P-256 as SEC1 `EC PRIVATE KEY`, public keys as PKIX `PUBLIC KEY`. Parse failures
+Decides the key types and formats of the project: kubeadm's `encryptionAlgorithm` values
+(RSA 2048, 3072, 4096 as PKCS#1 `RSA PRIVATE KEY`, kubeadm's format; ECDSA P-256 and P-384 as
+SEC1 `EC PRIVATE KEY`), public keys as PKIX `PUBLIC KEY`. Parse failures
 raise `PkiError` with a short problem statement and never chain the parser's exception, so that
 nothing derived from key bytes can reach a log.
 
@@ -33,30 +34,77 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 RSA_KEY_SIZE = 2048
+"""The default RSA size (kubeadm's)."""
 RSA_PUBLIC_EXPONENT = 65537
 VALIDATED_MEMORY = 4096
 """How many fully validated private-key PEMs are remembered (by SHA-256 digest)."""
 
 
 class KeyAlgorithm(StrEnum):
-    """Key algorithm of minted keys: RSA 2048 (kubeadm default) or ECDSA P-256."""
+    """Key type of minted keys, spelled as kubeadm's `encryptionAlgorithm`. `RSA` and `ECDSA`
+    are aliases of RSA-2048 (kubeadm's default) and ECDSA-P256."""
 
-    RSA = "rsa"
-    ECDSA = "ecdsa"
+    RSA_2048 = "RSA-2048"
+    RSA_3072 = "RSA-3072"
+    RSA_4096 = "RSA-4096"
+    ECDSA_P256 = "ECDSA-P256"
+    ECDSA_P384 = "ECDSA-P384"
+    RSA = "RSA-2048"
+    ECDSA = "ECDSA-P256"
+
+    @property
+    def family(self) -> str:
+        """`rsa` or `ecdsa`: what an inspected certificate reports as its key algorithm."""
+        return "rsa" if self.value.startswith("RSA-") else "ecdsa"
+
+
+_RSA_SIZES = {
+    KeyAlgorithm.RSA_2048: 2048,
+    KeyAlgorithm.RSA_3072: 3072,
+    KeyAlgorithm.RSA_4096: 4096,
+}
+_CURVES: dict[KeyAlgorithm, type[ec.EllipticCurve]] = {
+    KeyAlgorithm.ECDSA_P256: ec.SECP256R1,
+    KeyAlgorithm.ECDSA_P384: ec.SECP384R1,
+}
+LEGACY_SPELLINGS = {"rsa": KeyAlgorithm.RSA_2048, "ecdsa": KeyAlgorithm.ECDSA_P256}
+"""The spellings certlc accepted before it followed kubeadm; they still work."""
+
+
+def parse_key_algorithm(text: str) -> KeyAlgorithm:
+    """A key algorithm from kubeadm's spelling (`RSA-2048` ... `ECDSA-P384`, any case) or the
+    older `rsa`/`ecdsa`; PkiError naming the accepted values otherwise."""
+    value = text.strip()
+    for algorithm in KeyAlgorithm:
+        if algorithm.value.lower() == value.lower():
+            return algorithm
+    if value.lower() in LEGACY_SPELLINGS:
+        return LEGACY_SPELLINGS[value.lower()]
+    accepted = ", ".join(a.value for a in KeyAlgorithm)
+    raise PkiError(f"unknown key algorithm {text!r} (use one of {accepted})")
 
 
 def generate_private_key(algorithm: KeyAlgorithm = KeyAlgorithm.RSA) -> PrivateKey:
     """A fresh private key of the given algorithm."""
-    if algorithm is KeyAlgorithm.ECDSA:
-        return ec.generate_private_key(ec.SECP256R1())
-    return rsa.generate_private_key(public_exponent=RSA_PUBLIC_EXPONENT, key_size=RSA_KEY_SIZE)
+    curve = _CURVES.get(algorithm)
+    if curve is not None:
+        return ec.generate_private_key(curve())
+    size = _RSA_SIZES[algorithm]
+    return rsa.generate_private_key(public_exponent=RSA_PUBLIC_EXPONENT, key_size=size)
 
 
-def algorithm_of(key: PrivateKey | PublicKey) -> KeyAlgorithm:
-    """The KeyAlgorithm of a key."""
+def family_of(key: PrivateKey | PublicKey) -> str:
+    """`rsa` or `ecdsa`, whatever the key's size or curve."""
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        return KeyAlgorithm.RSA
-    return KeyAlgorithm.ECDSA
+        return "rsa"
+    return "ecdsa"
+
+
+def algorithm_of(key: PrivateKey | PublicKey) -> KeyAlgorithm | None:
+    """The KeyAlgorithm of a key; None for a size or curve certlc does not mint (RSA 1024)."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return next((a for a, size in _RSA_SIZES.items() if size == key.key_size), None)
+    return next((a for a, c in _CURVES.items() if isinstance(key.curve, c)), None)
 
 
 def private_key_pem(key: PrivateKey) -> bytes:

@@ -11,6 +11,10 @@ from datetime import timedelta
 import msgspec
 
 from libs.bus.auth import NatsAuth, NatsAuthError, resolve_auth
+from libs.pki.errors import PkiError
+from libs.pki.keys import parse_key_algorithm
+from libs.pki.overrides import FleetProfile
+from libs.pki.profiles import LEAF_VALIDITY
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -41,7 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     reevaluate: timedelta = timedelta(minutes=3)  # every TCP decided again; 0: never
     resend_after: timedelta = timedelta(seconds=30)  # a command nobody took up is sent again
     # issuer
-    key_algorithm: str = "rsa"
+    key_algorithm: str = "RSA-2048"  # kubeadm's encryptionAlgorithm values; rsa, ecdsa too
     leaf_validity: timedelta = timedelta(0)  # 0: the profile's (one year)
     retry_initial: timedelta = timedelta(seconds=5)  # first retry of a failed issuance
     retry_max: timedelta = timedelta(hours=1)  # the doubling stops here
@@ -57,9 +61,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if not 0 <= self.renew_jitter <= 1:
             raise ValueError(f"renew_jitter must be within 0 and 1, got {self.renew_jitter}")
         try:
+            parse_key_algorithm(self.key_algorithm)
+        except PkiError as exc:
+            raise ValueError(f"key_algorithm: {exc}") from None
+        try:
             self.nats_auth()
         except NatsAuthError as exc:  # msgspec reports it as a validation error
             raise ValueError(str(exc)) from None
+
+    def fleet_profile(self) -> FleetProfile:
+        """The fleet's certificate profile, which a TCP's annotations override."""
+        leaf = self.leaf_validity
+        return FleetProfile(
+            key_algorithm=parse_key_algorithm(self.key_algorithm),
+            leaf_validity=leaf if leaf > timedelta(0) else LEAF_VALIDITY,
+            renew_before=self.renew_deadline,
+            jitter=self.renew_jitter,
+        )
 
     def nats_auth(self) -> NatsAuth:
         """The NATS authentication these settings choose (no file read: `check_files`)."""

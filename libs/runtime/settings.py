@@ -7,7 +7,6 @@ Durations are written like `24h`, `90s`, `1h30m`, `500ms`.
 
 from __future__ import annotations
 
-import re
 import typing
 from collections.abc import Mapping
 from datetime import timedelta
@@ -15,11 +14,10 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from libs.contracts.durations import parse_duration as contract_duration
+
 PREFIX = "CERTLC_"
 T = TypeVar("T", bound=msgspec.Struct)
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class SettingsError(ValueError):
@@ -27,17 +25,11 @@ class SettingsError(ValueError):
 
 
 def parse_duration(text: str) -> timedelta:
-    """`24h`, `1h30m`, `90s`, `500ms`, `7d` -> timedelta."""
-    value = text.strip()
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(value):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(value) or not value:
-        raise SettingsError(f"not a duration: {text!r} (use e.g. 24h, 90s, 1h30m)")
-    return timedelta(seconds=total)
+    """`24h`, `1h30m`, `90s`, `500ms`, `7d` -> timedelta (the grammar: libs.contracts.durations)."""
+    try:
+        return contract_duration(text)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def format_duration(value: timedelta) -> str:

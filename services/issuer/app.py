@@ -36,7 +36,8 @@ from libs.contracts.records import IssueFailed, IssueStarted, Phase, RotationRec
 from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, Conflict, KubeError, NotFound, RetryableKubeError
-from libs.pki import CA_SIGNED_KINDS, KeyAlgorithm, PkiError, SecretKind, summarize
+from libs.pki import CA_SIGNED_KINDS, PkiError, SecretKind, summarize
+from libs.pki.overrides import tcp_profile
 from libs.runtime import metrics
 from libs.runtime.config import Settings
 from libs.runtime.records import RotationStore
@@ -64,11 +65,7 @@ class Issuer:
     def __init__(self, bus: Bus, kube: KubeClient, settings: Settings) -> None:
         self.bus = bus
         self.kube = kube
-        leaf = settings.leaf_validity
-        self.cfg = IssueSettings(
-            algorithm=KeyAlgorithm(settings.key_algorithm.lower()),
-            leaf_validity=leaf if leaf > timedelta(0) else None,
-        )
+        self.cfg = IssueSettings(fleet=settings.fleet_profile())
         self.records = RotationStore(bus, settings.stream_replicas)
         self.backoff = Backoff(
             initial=settings.retry_initial.total_seconds(),
@@ -152,6 +149,15 @@ class Issuer:
 
     async def rotate(self, cmd: RotateCommand, gathered: Gathered, delivery: Delivery) -> None:
         now = datetime.now(UTC)
+        for rejected in tcp_profile(gathered.annotations, self.cfg.fleet)[1]:
+            # lifecycle reports it (audit event, Warning Event); here only the log says why
+            log.warning(
+                "annotation %s=%r ignored: %s; the fleet setting applies",
+                rejected.annotation,
+                rejected.value,
+                rejected.message,
+                extra={"namespace": cmd.namespace, "tcp": cmd.tcp, "rotation_id": cmd.id},
+            )
         result: Plan = await asyncio.to_thread(plan, cmd, gathered, now, self.cfg)
         await delivery.in_progress()
         # A CA replaced under existing certificates is a rotation; a first CA is not.

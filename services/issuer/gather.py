@@ -93,7 +93,8 @@ async def gather(kube: KubeClient, cmd: RotateCommand) -> Gathered:
         tcp_obj = await aio.call(kube.get_tcp, cmd.namespace, cmd.tcp)
     except NotFound:
         raise Gone(f"TenantControlPlane {where} no longer exists") from None
-    uid = str((tcp_obj.get("metadata") or {}).get("uid") or "")
+    meta = tcp_obj.get("metadata") or {}
+    uid = str(meta.get("uid") or "")
     if cmd.tcp_uid and uid != cmd.tcp_uid:
         raise Gone(f"TenantControlPlane {where} was replaced (uid {uid})")
     try:
@@ -111,4 +112,7 @@ async def gather(kube: KubeClient, cmd: RotateCommand) -> Gathered:
         if obj is not None:
             secrets[kind] = existing_of(obj)
     datastore = await datastore_facts(kube, tcp.datastore) if kinds & DATASTORE_KINDS else None
-    return Gathered(tcp=tcp, tcp_uid=uid, secrets=secrets, datastore=datastore)
+    annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
+    return Gathered(
+        tcp=tcp, tcp_uid=uid, secrets=secrets, datastore=datastore, annotations=annotations
+    )

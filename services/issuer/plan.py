@@ -25,7 +25,7 @@ import base64
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from libs.contracts.messages import RotateCommand
@@ -48,6 +48,7 @@ from libs.pki import (
     secret_name,
     signer_from_secret_data,
 )
+from libs.pki.overrides import FleetProfile, TcpProfile, tcp_profile
 
 ROTATION_ANNOTATION = "certlc.kamaji.clastix.io/rotation-id"
 
@@ -82,6 +83,12 @@ class Gathered:
     tcp_uid: str
     secrets: Mapping[SecretKind, Existing]
     datastore: DataStoreFacts | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)  # the TCP's
+
+    def profile(self, fleet: FleetProfile) -> TcpProfile:
+        """The TCP's certificate profile (its annotations over the fleet's); what it rejects
+        lifecycle reports."""
+        return tcp_profile(self.annotations, fleet)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +126,7 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class IssueSettings:
-    algorithm: KeyAlgorithm = KeyAlgorithm.RSA
-    leaf_validity: timedelta | None = None  # None: the profile's (one year)
+    fleet: FleetProfile = field(default_factory=FleetProfile)  # a TCP's annotations override
 
 
 def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
@@ -235,14 +241,21 @@ def _data(
         return data, True
     signer = signers.for_kind(kind) if kind is not SecretKind.DATASTORE_CONFIG else None
     category = profile(kind).category
-    validity = cfg.leaf_validity if category in (Category.X509, Category.KUBECONFIG) else None
+    tcp_prof = g.profile(cfg.fleet)
+    validity = (
+        tcp_prof.ca_validity
+        if category is Category.CA
+        else tcp_prof.leaf_validity
+        if category in (Category.X509, Category.KUBECONFIG)
+        else None
+    )
     existing = g.secrets.get(kind)
     data = mint_secret_data(
         kind,
         g.tcp,
         now=now,
         signer=signer,
-        algorithm=cfg.algorithm,
+        algorithm=key_algorithm(kind, tcp_prof),
         validity=validity,
         datastore_endpoints=ds.endpoints if ds is not None else (),
         current=existing.data if existing is not None else None,
@@ -250,6 +263,15 @@ def _data(
     if category is Category.CA:
         signers.minted[kind] = signer_from_secret_data(kind, data)
     return data, False
+
+
+def key_algorithm(kind: SecretKind, prof: TcpProfile) -> KeyAlgorithm:
+    """The key type of a new key of `kind`: the TCP's profile, except that the service-account
+    keypair stays RSA (RSA-2048 when the profile is ECDSA): Kamaji accepts only an RSA
+    service-account key and would replace another at once, invalidating every token."""
+    if profile(kind).category is Category.KEYPAIR and prof.key_algorithm.family != "rsa":
+        return KeyAlgorithm.RSA_2048
+    return prof.key_algorithm
 
 
 def unknown_keys(kind: SecretKind, existing: Existing | None) -> dict[str, bytes]:

@@ -26,6 +26,7 @@ from libs.bus.delivery import Request
 from libs.bus.replay import follow_stream
 from libs.contracts import subjects
 from libs.contracts.api import (
+    AnnotationRejected,
     CaExpiring,
     ExternalCertificateExpiring,
     LoopGuardTripped,
@@ -55,6 +56,7 @@ from services.lifecycle.policy import (
     Rotation,
     TcpState,
     decide,
+    effective_deadline,
     renewed_here,
     scheduled,
     signer_versions,
@@ -101,6 +103,7 @@ class Lifecycle:
             loop_limit=settings.loop_limit,
             resend_after=settings.resend_after,
             jitter=settings.renew_jitter,
+            leaf_validity=settings.fleet_profile().leaf_validity,
         )
         self.state = FleetState()
         self.store = RotationStore(bus, settings.stream_replicas)
@@ -110,10 +113,12 @@ class Lifecycle:
         self.due: dict[TcpKey, datetime] = {}  # settle: evaluate at
         self.timers: list[tuple[datetime, TcpKey]] = []  # heap of next checks
         self.warned: set[tuple[TcpKey, str, datetime]] = set()
+        self.rejections: set[tuple[str, str, str]] = set()  # (TCP uid, annotation, value)
         self.lock = asyncio.Lock()
         self.wake_at: datetime | None = None  # when the evaluator wakes up by itself
         self.exported: dict[TcpKey, set[tuple[str, str]]] = {}  # metric label sets per TCP
-        self.exported_serials: dict[TcpKey, tuple[tuple[SecretKind, str], ...]] = {}
+        # per TCP: what its gauges show, (kind, serial, renew-before) of each certificate
+        self.exported_serials: dict[TcpKey, tuple[tuple[SecretKind, str, timedelta], ...]] = {}
 
     # --- events --------------------------------------------------------------------------
 
@@ -234,12 +239,16 @@ class Lifecycle:
 
     def export(self, key: TcpKey, view: TcpState | None) -> None:
         """Certificate gauges for the TCP's Secrets; series of vanished ones are removed.
-        Nothing is written when the certificates are those already exported (a re-evaluation
-        of an unchanged TCP)."""
+        Nothing is written when the certificates and their renew-before are those already
+        exported (a re-evaluation of an unchanged TCP)."""
         ns, name = key
-        seen = tuple(
-            (kind, s.cert.serial) for kind, s in (view.secrets.items() if view else ()) if s.cert
-        )
+        seen: tuple[tuple[SecretKind, str, timedelta], ...] = ()
+        if view is not None:
+            seen = tuple(
+                (kind, s.cert.serial, effective_deadline(view.tcp, s, self.policy))
+                for kind, s in view.secrets.items()
+                if s.cert
+            )
         if self.exported_serials.get(key) == seen:
             return
         if seen:
@@ -248,13 +257,16 @@ class Lifecycle:
             self.exported_serials.pop(key, None)
         current: set[tuple[str, str]] = set()
         for kind, observed in view.secrets.items() if view is not None else ():
+            assert view is not None
             if observed.cert is None:
                 continue
             labels = (ns, name, observed.name, kind.value)
             current.add((observed.name, kind.value))
             metrics.CERT_EXPIRATION.labels(*labels).set(observed.cert.not_after.timestamp())
             metrics.CERT_NOT_BEFORE.labels(*labels).set(observed.cert.not_before.timestamp())
-            due = scheduled(kind, observed, self.policy)
+            due = scheduled(
+                kind, observed, self.policy, effective_deadline(view.tcp, observed, self.policy)
+            )
             if due is not None and view is not None and renewed_here(kind, view):
                 metrics.CERT_RENEWAL.labels(*labels).set(due.timestamp())
         for secret, kind_name in self.exported.get(key, set()) - current:
@@ -305,6 +317,28 @@ class Lifecycle:
             )
             mark_id = f"{tcp.uid}:{warning.kind.value}:{warning.not_after.isoformat()}"
             await publish_audit(self.bus, warn, mark_id)
+        for rejected in decision.rejected:
+            seen = (tcp.uid, rejected.annotation, rejected.value)
+            if seen in self.rejections:
+                continue
+            self.rejections.add(seen)
+            log.warning(
+                "annotation %s=%r ignored: %s; the fleet setting applies",
+                rejected.annotation,
+                rejected.value,
+                rejected.message,
+                extra={"namespace": ns, "tcp": name},
+            )
+            rejection = AnnotationRejected(
+                namespace=ns,
+                tcp=name,
+                at=now,
+                annotation=rejected.annotation,
+                value=rejected.value[:256],
+                message=rejected.message[:1024],
+            )
+            digest = hashlib.sha256("|".join(seen).encode()).hexdigest()[:24]
+            await publish_audit(self.bus, rejection, f"{tcp.uid}:{digest}")
         if (external := decision.external_warning) is not None:
             mark = (key, "external", external.not_after)
             if mark not in self.warned:

@@ -35,8 +35,10 @@ from datetime import datetime, timedelta
 
 from libs.contracts.messages import CertFacts, Reason, SecretObserved, TcpObserved
 from libs.contracts.records import Phase, RotationRecord, Stage
+from libs.pki.overrides import FleetProfile, Rejected, tcp_profile
 from libs.pki.profiles import (
     CA_SIGNED_KINDS,
+    LEAF_VALIDITY,
     Category,
     SecretKind,
     Signer,
@@ -55,6 +57,14 @@ class PolicySettings:
     loop_limit: int = 3
     resend_after: timedelta = timedelta(seconds=30)
     jitter: float = 0.25  # renewals spread over this share of the deadline, earlier
+    leaf_validity: timedelta = LEAF_VALIDITY  # the fleet's, which profile checks compare with
+
+    @property
+    def fleet(self) -> FleetProfile:
+        """The fleet profile a TCP's profile annotations override (libs/pki/overrides.py)."""
+        return FleetProfile(
+            leaf_validity=self.leaf_validity, renew_before=self.deadline, jitter=self.jitter
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +145,7 @@ class Decision:
     next_check: datetime | None = None
     resends: tuple[Resend, ...] = ()
     external_warning: ExternalWarning | None = None
+    rejected: tuple[Rejected, ...] = ()  # profile annotations ignored, to report
 
 
 # --- the chain for one Secret -----------------------------------------------------------
@@ -188,20 +199,33 @@ def spread(s: SecretObserved) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def renew_at(kind: SecretKind, s: SecretObserved, cfg: PolicySettings) -> datetime | None:
-    """When a certificate falls due: `NotAfter - deadline`, earlier by up to `jitter` of the
-    deadline (a CA never: it is rotated by hand); None without a certificate."""
+def effective_deadline(tcp: TcpObserved, s: SecretObserved, cfg: PolicySettings) -> timedelta:
+    """The renew-before of this certificate: its TCP's profile (annotations over the fleet's
+    deadline), a percentage being of the certificate's own lifetime."""
+    if s.cert is None:
+        return cfg.deadline
+    return tcp_profile(tcp.annotations, cfg.fleet)[0].deadline(s.cert.not_after - s.cert.not_before)
+
+
+def renew_at(
+    kind: SecretKind, s: SecretObserved, cfg: PolicySettings, deadline: timedelta | None = None
+) -> datetime | None:
+    """When a certificate falls due: `NotAfter - deadline` (`cfg.deadline` unless the TCP's
+    is passed), earlier by up to `jitter` of the deadline (a CA never: it is rotated by hand);
+    None without a certificate."""
     if s.cert is None or profile(kind).category is Category.CA:
         return None
-    return s.cert.not_after - cfg.deadline * (1 + cfg.jitter * spread(s))
+    return s.cert.not_after - (deadline or cfg.deadline) * (1 + cfg.jitter * spread(s))
 
 
-def scheduled(kind: SecretKind, s: SecretObserved, cfg: PolicySettings) -> datetime | None:
+def scheduled(
+    kind: SecretKind, s: SecretObserved, cfg: PolicySettings, deadline: timedelta | None = None
+) -> datetime | None:
     """The moment that matters for a certificate: a leaf's renewal (`renew_at`), a CA's entry
     into its warning period. The renewal-time gauge shows it."""
     if s.cert is None:
         return None
-    return renew_at(kind, s, cfg) or s.cert.not_after - cfg.ca_warning
+    return renew_at(kind, s, cfg, deadline) or s.cert.not_after - cfg.ca_warning
 
 
 def renewed_here(kind: SecretKind, st: TcpState) -> bool:
@@ -236,7 +260,7 @@ def check_expiring(
 ) -> Finding | None:
     if not renewed_here(kind, st):
         return None
-    due = renew_at(kind, s, cfg) if s is not None else None
+    due = renew_at(kind, s, cfg, effective_deadline(st.tcp, s, cfg)) if s is not None else None
     if s is None or s.cert is None or due is None or now < due:
         return None
     return Finding(
@@ -387,7 +411,7 @@ def _next_check(
             continue
         if s.cert.not_before > now:
             times.append(s.cert.not_before)
-        due = scheduled(kind, s, cfg)
+        due = scheduled(kind, s, cfg, effective_deadline(state.tcp, s, cfg))
         if due is not None and due > now and renewed_here(kind, state):
             times.append(due)
     client = state.datastore_client
@@ -470,6 +494,7 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
         _next_check(kinds, state, now, cfg),
         resends(state, now, cfg),
         external_warning(state, now, cfg),
+        rejected=tcp_profile(tcp.annotations, cfg.fleet)[1],
     )
 
 
