@@ -242,13 +242,13 @@ class Lifecycle:
         Nothing is written when the certificates and their renew-before are those already
         exported (a re-evaluation of an unchanged TCP)."""
         ns, name = key
-        seen: tuple[tuple[SecretKind, str, timedelta], ...] = ()
-        if view is not None:
-            seen = tuple(
-                (kind, s.cert.serial, effective_deadline(view.tcp, s, self.policy))
-                for kind, s in view.secrets.items()
-                if s.cert
-            )
+        # (kind, Secret, renew-before) of each certificate: the renew-before once per export
+        certs = (
+            [(k, s, effective_deadline(view.tcp, s, self.policy)) for k, s in view.secrets.items()]
+            if view is not None
+            else []
+        )
+        seen = tuple((k, s.cert.serial, before) for k, s, before in certs if s.cert)
         if self.exported_serials.get(key) == seen:
             return
         if seen:
@@ -256,18 +256,15 @@ class Lifecycle:
         else:
             self.exported_serials.pop(key, None)
         current: set[tuple[str, str]] = set()
-        for kind, observed in view.secrets.items() if view is not None else ():
-            assert view is not None
-            if observed.cert is None:
+        for kind, observed, before in certs:
+            if observed.cert is None or view is None:
                 continue
             labels = (ns, name, observed.name, kind.value)
             current.add((observed.name, kind.value))
             metrics.CERT_EXPIRATION.labels(*labels).set(observed.cert.not_after.timestamp())
             metrics.CERT_NOT_BEFORE.labels(*labels).set(observed.cert.not_before.timestamp())
-            due = scheduled(
-                kind, observed, self.policy, effective_deadline(view.tcp, observed, self.policy)
-            )
-            if due is not None and view is not None and renewed_here(kind, view):
+            due = scheduled(kind, observed, self.policy, before)
+            if due is not None and renewed_here(kind, view):
                 metrics.CERT_RENEWAL.labels(*labels).set(due.timestamp())
         for secret, kind_name in self.exported.get(key, set()) - current:
             for gauge in (metrics.CERT_EXPIRATION, metrics.CERT_NOT_BEFORE, metrics.CERT_RENEWAL):
