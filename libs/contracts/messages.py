@@ -210,6 +210,10 @@ class RotateCommand(Message, frozen=True, kw_only=True, tag="rotate.command"):
     # kind -> the Secret resourceVersion the decision was based on ("" when it was missing).
     # The issuer writes on that condition only, so a stale or repeated command changes nothing.
     resource_versions: dict[str, str] = {}
+    # By when the new material must be in use: the earliest NotAfter among the certificates
+    # replaced, the request time for a missing or invalid one. Rollouts wait for a slot of the
+    # rollout budget in this order (libs/contracts/budget.py).
+    deadline: datetime | None = None
 
 
 class CaRotationBegan(Message, frozen=True, kw_only=True, tag="ca-rotation.began"):

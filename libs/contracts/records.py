@@ -84,6 +84,7 @@ class RotationRecord(Fact, frozen=True, kw_only=True):
     # signing Secret kind -> its resourceVersion when the rotation was (last) requested: a
     # change is a new cause, and a failed issuance is tried again at once.
     signers: dict[str, str] = {}  # noqa: RUF012 - msgspec copies defaults
+    deadline: datetime | None = None  # the command's: the rollout budget serves by it
     phase: Phase
     stage: Stage = Stage.NONE
     attempts: int = 0  # issuance attempts started
@@ -116,6 +117,7 @@ class RotationRecord(Fact, frozen=True, kw_only=True):
             requested_at=now,
             ca_rotation=self.ca_rotation,
             resource_versions=dict(self.resource_versions),
+            deadline=self.deadline,
         )
 
 
@@ -204,6 +206,7 @@ def _new(command: RotateCommand, phase: Phase, at: datetime, **fields: object) -
         requester=command.requester,
         ca_rotation=command.ca_rotation,
         resource_versions=dict(command.resource_versions),
+        deadline=command.deadline,
         phase=phase,
         requested_at=command.requested_at,
         updated_at=at,

@@ -11,6 +11,7 @@ from datetime import timedelta
 import msgspec
 
 from libs.bus.auth import NatsAuth, NatsAuthError, resolve_auth
+from libs.contracts.budget import Budget
 from libs.pki.errors import PkiError
 from libs.pki.keys import parse_key_algorithm
 from libs.pki.overrides import FleetProfile
@@ -54,12 +55,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     rollout_timeout: timedelta = timedelta(minutes=10)
     rollout_recheck: timedelta = timedelta(seconds=1)  # first re-check of a rollout; doubles
     rollout_recheck_max: timedelta = timedelta(seconds=10)
+    rollout_budget: int = 0  # TCPs rolling out at once across the fleet; 0: no limit
+    rollout_budget_per_namespace: int = 0  # ... and in one namespace; 0: no limit
+    rollout_budget_lease: timedelta = timedelta(seconds=30)  # a slot nobody renews comes back
     # concurrency
     max_concurrency: int = 4
 
     def __post_init__(self) -> None:
         if not 0 <= self.renew_jitter <= 1:
             raise ValueError(f"renew_jitter must be within 0 and 1, got {self.renew_jitter}")
+        if self.rollout_budget < 0 or self.rollout_budget_per_namespace < 0:
+            raise ValueError("rollout_budget and rollout_budget_per_namespace are 0 or more")
+        if self.rollout_budget_lease < 2 * self.rollout_recheck_max:
+            raise ValueError(
+                "rollout_budget_lease must be at least twice rollout_recheck_max "
+                f"({self.rollout_recheck_max}): a rollout renews its slot at each re-check"
+            )
         try:
             parse_key_algorithm(self.key_algorithm)
         except PkiError as exc:
@@ -77,6 +88,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             leaf_validity=leaf if leaf > timedelta(0) else LEAF_VALIDITY,
             renew_before=self.renew_deadline,
             jitter=self.renew_jitter,
+        )
+
+    def rollout_budget_of(self) -> Budget:
+        """The rollout budget these settings give (libs/contracts/budget.py)."""
+        return Budget(
+            total=self.rollout_budget,
+            per_namespace=self.rollout_budget_per_namespace,
+            lease=self.rollout_budget_lease,
         )
 
     def nats_auth(self) -> NatsAuth:

@@ -15,6 +15,12 @@ Each service exports the ones it updates on `/metrics`:
     certlc_consumer_pending_messages{consumer}          issuer, rollout (lag of their consumer)
     certlc_rollout_started_timestamp_seconds{namespace,tcp}  rollout (a rollout being waited on)
     certlc_rollout_timeout_seconds                      rollout (CERTLC_ROLLOUT_TIMEOUT)
+    certlc_rollout_budget_slots{scope}                  rollout (CERTLC_ROLLOUT_BUDGET, scope
+                                                        fleet; _PER_NAMESPACE, scope namespace)
+    certlc_rollout_slots_in_use                         rollout (TCPs rolling out, as last seen)
+    certlc_rollout_queue_length                         rollout (TCPs waiting for a slot)
+    certlc_rollout_queue_earliest_deadline_timestamp_seconds  rollout (the first waiter's
+                                                        deadline; 0 when nobody waits)
     certlc_ready                                        every service (1: /readyz answers 200)
 
 deploy/components/monitoring holds the alerts and the dashboard built on them.
@@ -75,5 +81,20 @@ ROLLOUT_STARTED = Gauge(
 )
 ROLLOUT_TIMEOUT = Gauge(
     "certlc_rollout_timeout_seconds", "How long a rollout may take (CERTLC_ROLLOUT_TIMEOUT)"
+)
+ROLLOUT_BUDGET = Gauge(
+    "certlc_rollout_budget_slots",
+    "TCPs that may roll out at once (CERTLC_ROLLOUT_BUDGET, _PER_NAMESPACE); 0: no limit",
+    ("scope",),
+)
+ROLLOUT_SLOTS_IN_USE = Gauge(
+    "certlc_rollout_slots_in_use", "TCPs rolling out under the budget, as this replica last saw"
+)
+ROLLOUT_QUEUE = Gauge(
+    "certlc_rollout_queue_length", "TCPs waiting for a rollout slot, as this replica last saw"
+)
+ROLLOUT_QUEUE_DEADLINE = Gauge(
+    "certlc_rollout_queue_earliest_deadline_timestamp_seconds",
+    "Deadline (earliest NotAfter) of the first TCP waiting for a rollout slot; 0: none waits",
 )
 READY = Gauge("certlc_ready", "1 when the service is ready (/readyz answers 200), else 0")

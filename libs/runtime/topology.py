@@ -37,6 +37,7 @@ from datetime import timedelta
 
 from libs.bus.specs import BucketSpec, ConsumerSpec, Retention, StreamSpec
 from libs.contracts import subjects
+from libs.contracts.budget import SLOTS_BUCKET
 from libs.contracts.records import RECORD_TTL, ROTATIONS_BUCKET
 
 DUPLICATE_WINDOW = 120.0
@@ -138,6 +139,21 @@ def rotations_bucket(replicas: int = 1) -> BucketSpec:
         replicas=replicas,
         description="certlc rotation records (docs/architecture.md, 'The rotation record')",
     )
+
+
+def slots_bucket(replicas: int = 1) -> BucketSpec:
+    """The rollout budget's one document (libs/contracts/budget.py); its entries carry leases,
+    so the bucket needs no TTL."""
+    return BucketSpec(
+        name=SLOTS_BUCKET,
+        history=1,
+        replicas=replicas,
+        description="certlc rollout budget: who rolls out, who waits (docs/operations.md)",
+    )
+
+
+SLOTS_STREAM = f"KV_{SLOTS_BUCKET}"
+SLOTS_SUBJECTS = f"$KV.{SLOTS_BUCKET}.>"
 
 
 # The services that read and write the rotation records (each may create the bucket).

@@ -49,6 +49,7 @@ from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
 from libs.runtime.records import RotationStore, decode_record
 from libs.runtime.service import package_version, publish_audit
+from services.lifecycle.deadline import rotation_deadline
 from services.lifecycle.policy import (
     Decision,
     PolicySettings,
@@ -369,6 +370,9 @@ class Lifecycle:
             requested_at=now,
             ca_rotation=rotation.ca_rotation,
             resource_versions=rotation.evidence,
+            deadline=rotation_deadline(
+                rotation.reason, rotation.kinds, self.state.secrets.get(key, {}), now
+            ),
         )
         # The record first: if the publish below fails, the record says what is owed.
         record = await self.store.advance(

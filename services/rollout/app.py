@@ -16,8 +16,8 @@ import asyncio
 import base64
 import binascii
 import logging
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
 
 from libs.bus import Bus, Delivery
 from libs.bus.errors import PermanentError, TemporaryError
@@ -28,6 +28,7 @@ from libs.contracts.api import (
     RolloutFailed,
     RolloutStarted,
 )
+from libs.contracts.budget import Claim, Slots, entry_key, queue, recheck_after
 from libs.contracts.codec import MalformedMessage, decode_audit, decode_issued
 from libs.contracts.messages import CaRotationBegan, SecretsWritten
 from libs.contracts.records import Phase, RolloutSeen, RolloutState, RotationRecord
@@ -39,6 +40,7 @@ from libs.runtime import metrics
 from libs.runtime.config import Settings
 from libs.runtime.records import RotationStore
 from libs.runtime.service import ExtraConsumer, publish_audit, run_consumer_service
+from libs.runtime.slots import SlotStore
 from services.rollout.events import tcp_event
 from services.rollout.failures import Ignored, failure, failure_event
 from services.rollout.plan import (
@@ -78,7 +80,11 @@ class Rollout:
         self.recheck = settings.rollout_recheck.total_seconds()
         self.recheck_max = settings.rollout_recheck_max.total_seconds()
         self.records = RotationStore(bus, settings.stream_replicas)
+        self.budget = settings.rollout_budget_of()
+        self.slots = SlotStore(bus, self.budget, settings.stream_replicas)
         metrics.ROLLOUT_TIMEOUT.set(self.timeout)
+        metrics.ROLLOUT_BUDGET.labels("fleet").set(self.budget.total)
+        metrics.ROLLOUT_BUDGET.labels("namespace").set(self.budget.per_namespace)
 
     async def handle(self, delivery: Delivery) -> None:
         metrics.CONSUMER_PENDING.labels("rollout").set(delivery.num_pending)
@@ -145,23 +151,31 @@ class Rollout:
         record = await self.records.get(ns, name, msg.id)
         if record is not None and record.phase is Phase.COMPLETED:
             return  # a redelivery of work that is done
+        await self.still_waiting(msg, record, now)
         tcp = await self._tcp(ns, name)
         facts = await self._facts(ns, name)
         try:
             deployment = await aio.call(self.kube.get_deployment, ns, name)
         except NotFound:
             log.info("no control-plane Deployment yet; nothing to roll out", extra=self._extra(msg))
+            await self.free(msg, now)
             await self.finish(msg, tcp, facts, record, RolloutState.NO_DEPLOYMENT, now)
             return
         patch = deployment_patch(deployment, facts)
         if patch is not None:
+            await self.admit(msg, record, tcp, now)
             await self.patch(msg, tcp, patch, now)
             raise TemporaryError("rollout started", delay=self.recheck)
         since = record.rollout_since if record is not None else None
         state, why = judge(deployment, since, now, self.timeout)
         if state in (RolloutState.COMPLETE, RolloutState.UNCHANGED):
+            await self.free(msg, now)
             await self.finish(msg, tcp, facts, record, state, now)
             return
+        if state is RolloutState.PROGRESSING:
+            await self.hold(msg, record, now)
+        else:  # paused or failed: it is reported, and holds no slot the fleet needs
+            await self.free(msg, now)
         await self.records.advance(ns, name, msg.id, RolloutSeen(state, now, why))
         if state is not RolloutState.PROGRESSING and (
             record is None or record.rollout is not state
@@ -172,6 +186,70 @@ class Rollout:
         if state is not RolloutState.PROGRESSING:
             delay = self.recheck_max
         raise TemporaryError(f"rollout {state}: {why}", delay=delay)
+
+    def _claim(self, msg: SecretsWritten, record: RotationRecord | None, *, rolling: bool) -> Claim:
+        deadline = record.deadline if record is not None else None
+        return Claim(msg.namespace, msg.tcp, msg.id, deadline or msg.written_at, rolling=rolling)
+
+    async def admit(
+        self, msg: SecretsWritten, record: RotationRecord | None, tcp: dict[str, Any], now: datetime
+    ) -> None:
+        """A slot of the rollout budget, or back later (a nak with a delay: waiting holds no
+        consumer slot); the first time in the queue is a Normal Event on the TCP."""
+        if not self.budget.limited:
+            return
+        verdict = await self.slots.claim(self._claim(msg, record, rolling=False), now)
+        self.show(verdict.slots)
+        if verdict.granted:
+            return
+        if verdict.queued:
+            log.info(
+                "waiting for a rollout slot",
+                extra={**self._extra(msg), "position": verdict.position},
+            )
+            await self.event(
+                tcp,
+                "RolloutQueued",
+                f"waiting for a rollout slot (CERTLC_ROLLOUT_BUDGET): {verdict.position} in the "
+                "queue",
+            )
+        self.wait(verdict.position)
+
+    async def still_waiting(
+        self, msg: SecretsWritten, record: RotationRecord | None, now: datetime
+    ) -> None:
+        """A rollout already in the queue and still not served comes back later at the cost of
+        one read of the budget (renewing its place), not a read of the TCP and its Secrets."""
+        if not self.budget.limited:
+            return
+        if entry_key(msg.namespace, msg.tcp) not in (await self.slots.read()).waiting:
+            return
+        verdict = await self.slots.claim(self._claim(msg, record, rolling=False), now)
+        self.show(verdict.slots)
+        if not verdict.granted:
+            self.wait(verdict.position)
+
+    def wait(self, position: int) -> NoReturn:
+        delay = recheck_after(position, self.budget, timedelta(seconds=self.recheck_max))
+        raise TemporaryError(
+            f"waiting for a rollout slot, {position} in the queue", delay=delay.total_seconds()
+        )
+
+    async def hold(self, msg: SecretsWritten, record: RotationRecord | None, now: datetime) -> None:
+        """Renew the slot of a rollout under way (counted even if it started unbudgeted)."""
+        if self.budget.limited:
+            self.show((await self.slots.claim(self._claim(msg, record, rolling=True), now)).slots)
+
+    async def free(self, msg: SecretsWritten, now: datetime) -> None:
+        if self.budget.limited:
+            self.show(await self.slots.release(msg.namespace, msg.tcp, now))
+
+    @staticmethod
+    def show(slots: Slots) -> None:
+        waiting = queue(slots)
+        metrics.ROLLOUT_SLOTS_IN_USE.set(len(slots.holders))
+        metrics.ROLLOUT_QUEUE.set(len(waiting))
+        metrics.ROLLOUT_QUEUE_DEADLINE.set(waiting[0].deadline.timestamp() if waiting else 0)
 
     @staticmethod
     def _extra(msg: SecretsWritten) -> dict[str, str]:

@@ -64,18 +64,31 @@ def ordered_read(stream: str) -> frozenset[str]:
     }
 
 
+def bucket(stream: str, keys: str) -> frozenset[str]:
+    """A KeyValue bucket (nats-py): create it if missing (its stream), read a key
+    (STREAM.MSG.GET: the bucket has no direct get), write a key by compare-and-set (a publish
+    on the key's subject)."""
+    return frozenset(
+        {
+            keys,
+            f"$JS.API.STREAM.INFO.{stream}",
+            f"$JS.API.STREAM.CREATE.{stream}",
+            f"$JS.API.STREAM.MSG.GET.{stream}",
+        }
+    )
+
+
 def records(*, follow: bool = False) -> frozenset[str]:
-    """The rotation records (KeyValue bucket, nats-py): create the bucket if missing (its
-    stream), read a key (STREAM.MSG.GET: the bucket has no direct get), write a key by
-    compare-and-set (a publish on the key's subject); `follow`: an ordered consumer on it."""
+    """The rotation records; `follow`: an ordered consumer on them."""
     stream = topology.RECORDS_STREAM
-    allowed = {
-        topology.RECORDS_SUBJECTS,
-        f"$JS.API.STREAM.INFO.{stream}",
-        f"$JS.API.STREAM.CREATE.{stream}",
-        f"$JS.API.STREAM.MSG.GET.{stream}",
-    }
-    return frozenset(allowed) | (ordered_follow(stream) if follow else frozenset())
+    allowed = bucket(stream, topology.RECORDS_SUBJECTS)
+    return allowed | (ordered_follow(stream) if follow else frozenset())
+
+
+def slots_read() -> frozenset[str]:
+    """The rollout budget's document, read only (`certlc status`)."""
+    stream = topology.SLOTS_STREAM
+    return frozenset({f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.MSG.GET.{stream}"})
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,7 @@ NATS_USERS: dict[str, NatsPermissions] = {
         | pull(topology.ROLLOUT_CONSUMER)
         | pull(topology.ROLLOUT_FAILURES_CONSUMER)
         | records()
+        | bucket(topology.SLOTS_STREAM, topology.SLOTS_SUBJECTS)
         | topology_admin("rollout"),
         subscribe=frozenset({INBOX}),
     ),
@@ -122,7 +136,8 @@ NATS_USERS: dict[str, NatsPermissions] = {
         publish=frozenset({subjects.API_ROTATE})
         | frozenset(discovery_subjects(subjects.API_SERVICE))
         | ordered_read(AUDIT)
-        | ordered_read(topology.RECORDS_STREAM),
+        | ordered_read(topology.RECORDS_STREAM)
+        | slots_read(),
         subscribe=frozenset({subjects.AUDIT_SUBJECTS, INBOX}),
     ),
 }
