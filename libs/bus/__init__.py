@@ -27,7 +27,7 @@ from libs.bus.errors import (
     TemporaryError,
     TopologyError,
 )
-from libs.bus.kv import KvBucket, KvEntry, ensure_bucket
+from libs.bus.kv import KvBucket, KvEntry, ensure_bucket, open_bucket
 from libs.bus.publish import PublishAck, publish, publish_until_acked
 from libs.bus.service import Discovery, RequestHandler, discovery_subjects, serve
 from libs.bus.specs import (
@@ -80,6 +80,7 @@ __all__ = [
     "ensure_bucket",
     "KvBucket",
     "KvEntry",
+    "open_bucket",
     # errors
     "HandlerError",
     "TemporaryError",

@@ -98,3 +98,13 @@ async def ensure_bucket(bus: Bus, spec: BucketSpec) -> KvBucket:
         except nats.js.errors.BucketNotFoundError as missing:
             raise TopologyError(f"bucket {spec.name}: {exc.description}") from missing
     return KvBucket(spec.name, store)
+
+
+async def open_bucket(bus: Bus, name: str) -> KvBucket | None:
+    """Open an existing bucket without creating it (a reader's rights suffice); None when it
+    does not exist."""
+    try:
+        store = await bus.js.key_value(name)
+    except nats.js.errors.BucketNotFoundError:
+        return None
+    return KvBucket(name, store)

@@ -11,13 +11,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from libs.bus import Bus
+from libs.bus import Bus, open_bucket
 from libs.bus.read import StreamNotFoundError, open_reader
 from libs.cli._opsutil import stamp, table
+from libs.contracts.budget import SLOTS_BUCKET, SLOTS_KEY, Entry, Slots, queue
 from libs.contracts.codec import MalformedMessage
 from libs.contracts.records import ROTATIONS_BUCKET, Phase, RotationRecord, tcp_prefix
 from libs.pki import short_human_duration
 from libs.runtime.records import decode_record
+from libs.runtime.slots import decode_slots
 from libs.runtime.topology import RECORDS_STREAM
 
 
@@ -121,4 +123,73 @@ def record_data(record: RotationRecord) -> dict[str, Any]:
         "requestedAt": when(record.requested_at),
         "updatedAt": when(record.updated_at),
         "rolloutSince": when(record.rollout_since),
+    }
+
+
+async def read_slots(bus: Bus) -> Slots:
+    """The rollout budget's document; an empty one when no budget was ever used."""
+    bucket = await open_bucket(bus, SLOTS_BUCKET)
+    return Slots() if bucket is None else decode_slots(await bucket.get(SLOTS_KEY))
+
+
+def _limit(value: int) -> str:
+    return str(value) if value else "no limit"
+
+
+def _mine(entries: Sequence[Entry], namespace: str | None, tcp: str | None) -> list[Entry]:
+    return [
+        e
+        for e in entries
+        if (namespace is None or e.namespace == namespace) and (tcp is None or e.tcp == tcp)
+    ]
+
+
+def render_slots(
+    slots: Slots, now: datetime, namespace: str | None = None, tcp: str | None = None
+) -> list[str]:
+    """The rollout budget: who rolls out under it, and the queue in serve order."""
+    rolling = _mine(sorted(slots.holders.values(), key=lambda e: e.since), namespace, tcp)
+    waiting = [(i, e) for i, e in enumerate(queue(slots), 1) if _mine([e], namespace, tcp)]
+    if not (slots.total or slots.per_namespace) and not rolling and not waiting:
+        return []
+    lines = [
+        "",
+        f"rollout budget: {_limit(slots.total)} at once, {_limit(slots.per_namespace)} per "
+        f"namespace; {len(slots.holders)} rolling, {len(slots.waiting)} waiting",
+    ]
+    rows = [
+        [f"{e.namespace}/{e.tcp}", "rolling", "-", stamp(e.deadline),
+         short_human_duration(now - e.since), e.rotation_id]
+        for e in rolling
+    ] + [
+        [f"{e.namespace}/{e.tcp}", "waiting", str(i), stamp(e.deadline),
+         short_human_duration(now - e.since), e.rotation_id]
+        for i, e in waiting
+    ]  # fmt: skip
+    if rows:
+        header = ["NAMESPACE/TCP", "ROLLOUT", "QUEUE", "DEADLINE", "FOR", "ROTATION"]
+        lines += ["", *table(header, rows)]
+    return lines
+
+
+def slots_data(
+    slots: Slots, namespace: str | None = None, tcp: str | None = None
+) -> dict[str, Any]:
+    def entry(e: Entry, position: int | None) -> dict[str, Any]:
+        return {
+            "namespace": e.namespace,
+            "tcp": e.tcp,
+            "rotation": e.rotation_id,
+            "deadline": stamp(e.deadline),
+            "since": stamp(e.since),
+            **({"position": position} if position is not None else {}),
+        }
+
+    return {
+        "budget": slots.total,
+        "perNamespace": slots.per_namespace,
+        "rolling": [entry(e, None) for e in _mine(list(slots.holders.values()), namespace, tcp)],
+        "waiting": [
+            entry(e, i) for i, e in enumerate(queue(slots), 1) if _mine([e], namespace, tcp)
+        ],
     }

@@ -52,11 +52,19 @@ from libs.cli._rotate import (
     plan_dry_run,
     render_dry_run,
 )
-from libs.cli._rotations import read_open_records, record_data, render_records
+from libs.cli._rotations import (
+    read_open_records,
+    read_slots,
+    record_data,
+    render_records,
+    render_slots,
+    slots_data,
+)
 from libs.cli._status import as_data, collect, render_table
 from libs.cli.certs import parse_duration
 from libs.contracts import subjects
 from libs.contracts.api import RotateAccepted, RotateRequest
+from libs.contracts.budget import Slots
 from libs.contracts.codec import MalformedMessage, decode_accepted, decode_audit, encode
 from libs.contracts.messages import KeyMaterialError
 from libs.contracts.records import Phase, RotationRecord
@@ -215,23 +223,25 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         kube.close()
     records: list[RotationRecord] = []
+    slots = Slots()
     unread = ""
     if not args.no_rotations:
         try:
-            records = run_async(_open_records(args, namespace, name))
+            records, slots = run_async(_open_records(args, namespace, name))
         except CliError as exc:
             unread = exc.message
     ok = report.ok and not any(r.phase is Phase.FAILED for r in records)
     if args.output == "table":
         print(render_table(report))
         lines = ["", f"- open rotations not shown: {unread}"] if unread else []
-        lines = lines or render_records(records, now)
+        lines = lines or [*render_records(records, now), *render_slots(slots, now, namespace, name)]
         if lines:
             print("\n".join(lines))
     else:
         data = as_data(report)
         data["ok"] = ok
         data["rotations"] = [record_data(r) for r in records]
+        data["rolloutQueue"] = slots_data(slots, namespace, name)
         data["rotationsRead"] = not args.no_rotations and not unread
         if unread:
             data["rotationsError"] = unread
@@ -242,12 +252,15 @@ def _status(args: argparse.Namespace) -> int:
 
 async def _open_records(
     args: argparse.Namespace, namespace: str | None, name: str | None
-) -> list[RotationRecord]:
+) -> tuple[list[RotationRecord], Slots]:
+    """The open rotation records and the rollout budget's document."""
     bus = await connect_nats(*nats_target(args))
     try:
         if namespace is None:
-            return await read_open_records(bus, None, None, all_tcps_named=name)
-        return await read_open_records(bus, namespace, name)
+            records = await read_open_records(bus, None, None, all_tcps_named=name)
+        else:
+            records = await read_open_records(bus, namespace, name)
+        return records, await read_slots(bus)
     except BusError as exc:
         fail(Exit.NATS, str(exc))
     finally:

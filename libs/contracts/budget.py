@@ -24,6 +24,11 @@ from libs.contracts.messages import Fact
 
 SLOTS_BUCKET = "CERTLC_ROLLOUT_SLOTS"
 SLOTS_KEY = "fleet"
+# The queue the document records, at most (an entry is about 300 bytes: well within NATS's 1 MB
+# message). A waiter beyond it is told to wait and asks again later; one with an earlier deadline
+# than the last recorded waiter takes that one's place, so the recorded queue is always the
+# earliest deadlines known, and the first served are the right ones.
+MAX_WAITING = 2000
 
 
 class Entry(Fact, frozen=True, kw_only=True):
@@ -42,6 +47,9 @@ class Slots(Fact, frozen=True, kw_only=True):
 
     holders: dict[str, Entry] = {}  # noqa: RUF012 - msgspec copies defaults
     waiting: dict[str, Entry] = {}  # noqa: RUF012 - msgspec copies defaults
+    # the budget as the replica that wrote last has it configured (for `certlc status`)
+    total: int = 0
+    per_namespace: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +167,11 @@ def claim(slots: Slots, request: Claim, now: datetime, budget: Budget) -> Verdic
     if request.rolling:
         return Verdict(_with(current, holders={key: entry}, unwait=key), True, 0, True)
     if waiter is None:
+        if len(current.waiting) >= MAX_WAITING:
+            last = queue(current)[-1]
+            if (entry.deadline, entry.since) >= (last.deadline, last.since):
+                return Verdict(current, False, len(current.waiting) + 1, changed)
+            current = _with(current, unwait=entry_key(last.namespace, last.tcp))
         current = _with(current, waiting={key: entry})
         changed = True
     elif (renewed := _renewed(waiter, request, now, budget.lease)) is not None:

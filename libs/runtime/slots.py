@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+import msgspec
+
 from libs.bus import Bus, KeyConflictError, KvBucket, KvEntry, ensure_bucket
 from libs.bus.errors import TemporaryError
 from libs.contracts.budget import SLOTS_KEY, Budget, Claim, Slots, Verdict, claim, release
@@ -82,6 +84,9 @@ class SlotStore:
             new = step(current)
             if new is None:
                 return current
+            new = msgspec.structs.replace(
+                new, total=self.budget.total, per_namespace=self.budget.per_namespace
+            )
             try:
                 if entry is None:
                     await bucket.create(SLOTS_KEY, encode(new))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import nats
 
-from certlc_dev.devenv import identities
+from certlc_dev.devenv import identities, seed
 from certlc_dev.devenv.nats_server import NatsServer
 from certlc_dev.devenv.stack import ServiceSet
 from certlc_dev.kubesim import KubeSim
@@ -47,6 +47,7 @@ class BusTap:
     def __init__(self, url: str) -> None:
         self.url = url
         self.messages: list[tuple[str, dict[str, str], bytes]] = []
+        self.received: list[float] = []  # time.monotonic() of each of `messages`
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -60,6 +61,7 @@ class BusTap:
         async def record(msg: Any) -> None:
             if str(msg.reply or "").startswith("$JS.ACK."):
                 return  # a consumer's delivery, not a publish
+            self.received.append(time.monotonic())
             self.messages.append((msg.subject, dict(msg.headers or {}), bytes(msg.data)))
 
         await nc.subscribe(">", cb=record)
@@ -236,14 +238,38 @@ class Stack:
         return last
 
 
+def create_tenant(
+    stack: Stack, name: str, annotations: dict[str, str], *, replicas: int = 2
+) -> None:
+    """What Kamaji creates for a TCP (as `seed_tenant`), the TCP carrying `annotations`."""
+    stack.sim.create(seed.deployment_object(name, "default", replicas=replicas, konnectivity=True))
+    tcp = seed.tcp_object(
+        name, "default", address="172.18.255.200", datastore="default", konnectivity=True
+    )
+    tcp["metadata"].setdefault("annotations", {}).update(annotations)
+    stack.sim.create(tcp)
+    stack.sim.update_status(
+        "tenantcontrolplanes",
+        name,
+        seed.tcp_status(name, address="172.18.255.200", datastore="default", driver="etcd"),
+        namespace="default",
+    )
+
+
 def start_stack(
-    workdir: Path, serving: Any, settings: dict[str, str] | None = None
+    workdir: Path,
+    serving: Any,
+    settings: dict[str, str] | None = None,
+    *,
+    ready_delay: float = 0.2,
 ) -> Iterator[Stack]:
+    """The stack of a test module; `ready_delay`: how long the stand-in's pods take to become
+    ready (how long a rollout takes)."""
     nats_server = NatsServer(workdir / "jetstream")
     nats_server.start()
     # RBAC on: each service runs as its own ServiceAccount with the roles of deploy/, so the
     # suite proves those roles suffice; tests and kubectl use the admin kubeconfig.
-    sim = KubeSim(serving=serving, ready_delay=0.2, gc=True, rbac=True).start()
+    sim = KubeSim(serving=serving, ready_delay=ready_delay, gc=True, rbac=True).start()
     kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
     kubeconfigs = identities.install(sim, workdir)
     tap = BusTap(nats_server.url).start()

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from certlc_dev.devenv import seed
 from certlc_dev.devenv.stack import seed_datastores
 from libs.pki.overrides import (
     KEY_ALGORITHM_ANNOTATION,
@@ -23,7 +22,7 @@ from libs.pki.overrides import (
     RENEW_BEFORE_PERCENTAGE_ANNOTATION,
 )
 from libs.pki.profiles import BACKDATE
-from tests.e2e.harness import Stack, start_stack, wait_for
+from tests.e2e.harness import Stack, create_tenant, start_stack, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -40,22 +39,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterat
     for s in start_stack(workdir, kube_serving):
         seed_datastores(s.sim, postgres=False)
         yield s
-
-
-def create_tenant(stack: Stack, name: str, annotations: dict[str, str]) -> None:
-    """What Kamaji creates for a TCP (as `seed_tenant`), the TCP carrying `annotations`."""
-    stack.sim.create(seed.deployment_object(name, "default", replicas=2, konnectivity=True))
-    tcp = seed.tcp_object(
-        name, "default", address="172.18.255.200", datastore="default", konnectivity=True
-    )
-    tcp["metadata"].setdefault("annotations", {}).update(annotations)
-    stack.sim.create(tcp)
-    stack.sim.update_status(
-        "tenantcontrolplanes",
-        name,
-        seed.tcp_status(name, address="172.18.255.200", datastore="default", driver="etcd"),
-        namespace="default",
-    )
 
 
 def openssl_text(stack: Stack, pem: bytes) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from libs.contracts.budget import (
+    MAX_WAITING,
     Budget,
     Claim,
     Entry,
@@ -162,3 +163,23 @@ def test_the_document_round_trips_and_refuses_bad_budgets() -> None:
         Budget(total=-1)
     with pytest.raises(ValueError, match="lease"):
         Budget(total=1, lease=timedelta(0))
+
+
+def test_a_full_queue_keeps_the_earliest_deadlines() -> None:
+    budget = Budget(total=1, lease=LEASE)
+    slots = run(budget, [(0, ask("holder", 0))])
+    waiting = {
+        entry_key("default", f"w{i}"): Entry(
+            namespace="default", tcp=f"w{i}", rotation_id="r", deadline=at(100 + i), since=T0,
+            lease_until=at(30),
+        )
+        for i in range(MAX_WAITING)
+    }  # fmt: skip
+    full = Slots(holders=slots.holders, waiting=waiting)
+    late = claim(full, ask("late", 100 + MAX_WAITING), at(1), budget)
+    assert (late.granted, late.position, late.changed) == (False, MAX_WAITING + 1, False)
+    early = claim(full, ask("early", 50), at(1), budget)
+    assert early.position == 1
+    assert len(early.slots.waiting) == MAX_WAITING
+    assert entry_key("default", f"w{MAX_WAITING - 1}") not in early.slots.waiting
+    assert len(encode(early.slots)) < 1024 * 1024
