@@ -1,7 +1,8 @@
 """A DataStore CA rotation reaches its TCPs (Kamaji #1200): when the CA Secret an etcd DataStore
 references is replaced, the datastore certificate of every TCP on that DataStore is re-issued,
-signed by the new CA (openssl), with one rollout per TCP; a TCP on another DataStore is left
-alone. Kamaji does not label that Secret, so the watcher reads it (CERTLC_DATASTORE_POLL)."""
+signed by the new CA (openssl), with one rollout per TCP and, under a rollout budget of one, one
+TCP at a time (no storm across the fleet); a TCP on another DataStore is left alone. Kamaji does
+not label that Secret, so the watcher reads it (CERTLC_DATASTORE_POLL)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ CERT = "datastore-certificate"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterator[Stack]:
-    settings = {"CERTLC_DATASTORE_POLL": "2s"}
+    settings = {"CERTLC_DATASTORE_POLL": "2s", "CERTLC_ROLLOUT_BUDGET": "1"}
     for s in start_stack(Path(tmp_path_factory.mktemp("e2e-ds-ca")), kube_serving, settings):
         seed_datastores(s.sim)
         for obj in seed.etcd_datastore("other"):
@@ -76,9 +77,22 @@ def test_a_new_datastore_ca_re_issues_the_datastore_certificate_of_each_of_its_t
         data = stack.data(stack.secrets(tcp)[f"{tcp}-{CERT}"])
         openssl_verify(stack.workdir, new_ca["ca.crt"], data["server.crt"])
         assert stack.rollouts_completed(tcp) - rollouts[tcp] == 1
+    # One at a time: the second rollout started after the first completed.
+    (first, second) = sorted(ON_DEFAULT, key=lambda t: last_audit(stack, t, "rollout-started"))
+    assert last_audit(stack, first, "rollout-completed") < last_audit(
+        stack, second, "rollout-started"
+    ), "the two TCPs rolled out at once under a budget of one"
     # The TCP on the other DataStore is untouched.
     assert not reissued("ds-other")
     assert stack.rollouts_completed("ds-other") == rollouts["ds-other"]
+
+
+def last_audit(stack: Stack, tcp: str, event: str) -> int:
+    """Where, in the order the bus carried them, the last `event` audit message of `tcp` is."""
+    subject = f"certlc.audit.default.{tcp}.{event}"
+    found = [i for i, (s, _, _) in enumerate(list(stack.tap.messages)) if s == subject]
+    assert found, f"no {event} audit event for {tcp}"
+    return found[-1]
 
 
 def renew_postgres_pki(
