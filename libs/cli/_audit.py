@@ -20,6 +20,7 @@ from libs.contracts.api import (
     CertificateIssued,
     ExternalCertificateExpiring,
     LoopGuardTripped,
+    RenewalOutsideWindow,
     RolloutCompleted,
     RolloutFailed,
     RolloutStarted,
@@ -62,6 +63,7 @@ _DETAILS: dict[type[Any], Callable[[Any], str]] = {
     CaExpiring: lambda e: f"{e.secret} expires {stamp(e.not_after)}",
     ExternalCertificateExpiring: lambda e: f"datastore {e.datastore}: {e.message}",
     AnnotationRejected: lambda e: f"{e.annotation}={e.value!r}: {e.message}",
+    RenewalOutsideWindow: lambda e: e.message,
 }
 
 

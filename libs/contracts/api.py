@@ -155,6 +155,16 @@ class AnnotationRejected(AuditEvent, frozen=True, kw_only=True, tag="annotation.
     message: str
 
 
+class RenewalOutsideWindow(AuditEvent, frozen=True, kw_only=True, tag="renewal.outside-window"):
+    """A due renewal for which no maintenance window of the TCP opened before NotAfter minus
+    the safety margin: renewed at that latest safe moment, outside the windows. `secrets` are
+    the Secrets of the rotation that could not wait, `not_after` the earliest of their ends."""
+
+    secrets: tuple[str, ...]
+    not_after: datetime
+    message: str
+
+
 Audit = (
     RotationRequested
     | RotationRejected
@@ -170,6 +180,7 @@ Audit = (
     | CaExpiring
     | ExternalCertificateExpiring
     | AnnotationRejected
+    | RenewalOutsideWindow
 )
 
 

@@ -8,6 +8,8 @@ validities) both read a TCP's profile through `tcp_profile`, so they agree on it
     renew-before-percentage   renew when this share of the certificate's lifetime is left (`33`)
     key-algorithm             kubeadm's encryptionAlgorithm (`RSA-2048` ... `ECDSA-P384`)
     ca-validity               validity of the TCP's CAs, used when a CA is minted
+    maintenance-window        when due renewals may happen (libs/contracts/windows.py);
+                              empty: at any time, whatever the fleet's windows
 
 Never half-applied: each annotation is taken whole or ignored whole (the fleet value applies
 instead), and an ignored one is reported with the reason. An annotation that does not parse
@@ -20,6 +22,8 @@ voids only itself. A contradiction voids the annotations that make it:
   too if it is still not longer than the fleet renew-before;
 - a `renew-before-percentage` that, with the jitter, reaches 100 %: ignored;
 - a `ca-validity` not longer than the leaf validity: ignored.
+
+A maintenance window that does not parse or can never open is ignored: the fleet's windows apply.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from functools import lru_cache
 from typing import TypeVar
 
 from libs.contracts.durations import parse_duration
+from libs.contracts.windows import Window, WindowError, parse_windows
 from libs.pki.errors import PkiError
 from libs.pki.keys import KeyAlgorithm, parse_key_algorithm
 from libs.pki.naming import CERTLC_PREFIX
@@ -41,6 +46,7 @@ RENEW_BEFORE_ANNOTATION = CERTLC_PREFIX + "renew-before"
 RENEW_BEFORE_PERCENTAGE_ANNOTATION = CERTLC_PREFIX + "renew-before-percentage"
 KEY_ALGORITHM_ANNOTATION = CERTLC_PREFIX + "key-algorithm"
 CA_VALIDITY_ANNOTATION = CERTLC_PREFIX + "ca-validity"
+MAINTENANCE_WINDOW_ANNOTATION = CERTLC_PREFIX + "maintenance-window"
 _T = TypeVar("_T")
 
 PROFILE_ANNOTATIONS = (
@@ -49,6 +55,7 @@ PROFILE_ANNOTATIONS = (
     RENEW_BEFORE_PERCENTAGE_ANNOTATION,
     KEY_ALGORITHM_ANNOTATION,
     CA_VALIDITY_ANNOTATION,
+    MAINTENANCE_WINDOW_ANNOTATION,
 )
 """Every profile annotation; other `certlc.kamaji.clastix.io/*` annotations are not this
 module's (the rotation id on Secrets, for one)."""
@@ -57,13 +64,15 @@ module's (the rotation id on Secrets, for one)."""
 @dataclass(frozen=True, slots=True)
 class FleetProfile:
     """The fleet settings a TCP profile starts from (CERTLC_KEY_ALGORITHM, CERTLC_LEAF_VALIDITY,
-    CERTLC_RENEW_DEADLINE, CERTLC_RENEW_JITTER); the CA validity has no fleet setting."""
+    CERTLC_RENEW_DEADLINE, CERTLC_RENEW_JITTER, CERTLC_MAINTENANCE_WINDOW); the CA validity
+    has no fleet setting."""
 
     key_algorithm: KeyAlgorithm = KeyAlgorithm.RSA_2048
     leaf_validity: timedelta = LEAF_VALIDITY
     ca_validity: timedelta = CA_VALIDITY
     renew_before: timedelta = timedelta(hours=24)
     jitter: float = 0.25
+    windows: tuple[Window, ...] = ()  # no window: renewals whenever due
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,7 @@ class TcpProfile:
     ca_validity: timedelta
     renew_before: timedelta
     renew_before_percentage: int | None = None
+    windows: tuple[Window, ...] = ()
 
     def deadline(self, lifetime: timedelta) -> timedelta:
         """How long before NotAfter a certificate of this `lifetime` (NotAfter - NotBefore)
@@ -103,6 +113,13 @@ def _duration(name: str, value: str) -> timedelta:
     if parsed <= timedelta(0):
         raise PkiError(f"{value!r}: {name.removeprefix(CERTLC_PREFIX)} must be positive")
     return parsed
+
+
+def _windows(value: str) -> tuple[Window, ...]:
+    try:
+        return parse_windows(value)
+    except WindowError as exc:
+        raise PkiError(str(exc)) from None
 
 
 def _percentage(value: str) -> int:
@@ -135,6 +152,7 @@ class _Values:
     ca: timedelta | None = None
     before: timedelta | None = None
     percentage: int | None = None
+    windows: tuple[Window, ...] | None = None
 
 
 def _parse(given: Mapping[str, str], rejected: dict[str, str]) -> _Values:
@@ -145,6 +163,7 @@ def _parse(given: Mapping[str, str], rejected: dict[str, str]) -> _Values:
         CA_VALIDITY_ANNOTATION: lambda v: _duration(CA_VALIDITY_ANNOTATION, v),
         RENEW_BEFORE_ANNOTATION: lambda v: _duration(RENEW_BEFORE_ANNOTATION, v),
         RENEW_BEFORE_PERCENTAGE_ANNOTATION: _percentage,
+        MAINTENANCE_WINDOW_ANNOTATION: _windows,
     }
     parsed: dict[str, object] = {}
     for name, parse in parsers.items():
@@ -159,6 +178,7 @@ def _parse(given: Mapping[str, str], rejected: dict[str, str]) -> _Values:
         ca=_typed(parsed.get(CA_VALIDITY_ANNOTATION), timedelta),
         before=_typed(parsed.get(RENEW_BEFORE_ANNOTATION), timedelta),
         percentage=_typed(parsed.get(RENEW_BEFORE_PERCENTAGE_ANNOTATION), int),
+        windows=_typed(parsed.get(MAINTENANCE_WINDOW_ANNOTATION), tuple),
     )
 
 
@@ -221,6 +241,7 @@ def _cached(
         ca_validity=v.ca or fleet.ca_validity,
         renew_before=v.before or fleet.renew_before,
         renew_before_percentage=v.percentage,
+        windows=fleet.windows if v.windows is None else v.windows,
     )
     report = tuple(
         Rejected(name, given[name], rejected[name])

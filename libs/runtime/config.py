@@ -12,6 +12,7 @@ import msgspec
 
 from libs.bus.auth import NatsAuth, NatsAuthError, resolve_auth
 from libs.contracts.budget import Budget
+from libs.contracts.windows import WindowError, parse_windows
 from libs.pki.errors import PkiError
 from libs.pki.keys import parse_key_algorithm
 from libs.pki.overrides import FleetProfile
@@ -40,6 +41,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     renew_deadline: timedelta = timedelta(hours=24)
     renew_jitter: float = 0.25  # renewals spread over this share of the deadline, earlier
     ca_warning: timedelta = timedelta(days=365)
+    # when due renewals may happen (libs/contracts/windows.py); empty: whenever due
+    maintenance_window: str = ""
+    window_margin: timedelta = timedelta(hours=2)  # no window fits: renew at NotAfter - this
     loop_window: timedelta = timedelta(minutes=10)
     loop_limit: int = 3
     settle: timedelta = timedelta(milliseconds=300)
@@ -72,6 +76,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"({self.rollout_recheck_max}): a rollout renews its slot at each re-check"
             )
         try:
+            parse_windows(self.maintenance_window)
+        except WindowError as exc:
+            raise ValueError(f"maintenance_window: {exc}") from None
+        if self.window_margin < timedelta(0):
+            raise ValueError("window_margin must not be negative")
+        try:
             parse_key_algorithm(self.key_algorithm)
         except PkiError as exc:
             raise ValueError(f"key_algorithm: {exc}") from None
@@ -88,6 +98,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             leaf_validity=leaf if leaf > timedelta(0) else LEAF_VALIDITY,
             renew_before=self.renew_deadline,
             jitter=self.renew_jitter,
+            windows=parse_windows(self.maintenance_window),
         )
 
     def rollout_budget_of(self) -> Budget:

@@ -30,6 +30,7 @@ from libs.contracts.api import (
     CaExpiring,
     ExternalCertificateExpiring,
     LoopGuardTripped,
+    RenewalOutsideWindow,
     RotateAccepted,
     RotationRejected,
     RotationRequested,
@@ -43,6 +44,7 @@ from libs.contracts.messages import (
     TcpDeleted,
 )
 from libs.contracts.records import ROTATIONS_BUCKET, Requested, key_parts
+from libs.contracts.windows import Window
 from libs.pki import SecretKind
 from libs.runtime import metrics, topology
 from libs.runtime.config import Settings
@@ -61,6 +63,7 @@ from services.lifecycle.policy import (
     renewed_here,
     scheduled,
     signer_versions,
+    tcp_windows,
 )
 from services.lifecycle.requests import Rejected, resolve
 from services.lifecycle.state import FleetState, TcpKey
@@ -105,6 +108,8 @@ class Lifecycle:
             resend_after=settings.resend_after,
             jitter=settings.renew_jitter,
             leaf_validity=settings.fleet_profile().leaf_validity,
+            windows=settings.fleet_profile().windows,
+            window_margin=settings.window_margin,
         )
         self.state = FleetState()
         self.store = RotationStore(bus, settings.stream_replicas)
@@ -118,8 +123,11 @@ class Lifecycle:
         self.lock = asyncio.Lock()
         self.wake_at: datetime | None = None  # when the evaluator wakes up by itself
         self.exported: dict[TcpKey, set[tuple[str, str]]] = {}  # metric label sets per TCP
-        # per TCP: what its gauges show, (kind, serial, renew-before) of each certificate
-        self.exported_serials: dict[TcpKey, tuple[tuple[SecretKind, str, timedelta], ...]] = {}
+        # per TCP: what its gauges show, (kind, serial, renew-before) of each certificate, and
+        # the maintenance windows that placed the renewals
+        self.exported_serials: dict[
+            TcpKey, tuple[tuple[tuple[SecretKind, str, timedelta], ...], tuple[Window, ...]]
+        ] = {}
 
     # --- events --------------------------------------------------------------------------
 
@@ -249,10 +257,12 @@ class Lifecycle:
             if view is not None
             else []
         )
-        seen = tuple((k, s.cert.serial, before) for k, s, before in certs if s.cert)
+        windows = tcp_windows(view.tcp, self.policy) if view is not None else ()
+        serials = tuple((k, s.cert.serial, before) for k, s, before in certs if s.cert)
+        seen = (serials, windows)
         if self.exported_serials.get(key) == seen:
             return
-        if seen:
+        if serials:
             self.exported_serials[key] = seen
         else:
             self.exported_serials.pop(key, None)
@@ -264,7 +274,7 @@ class Lifecycle:
             current.add((observed.name, kind.value))
             metrics.CERT_EXPIRATION.labels(*labels).set(observed.cert.not_after.timestamp())
             metrics.CERT_NOT_BEFORE.labels(*labels).set(observed.cert.not_before.timestamp())
-            due = scheduled(kind, observed, self.policy, before)
+            due = scheduled(kind, observed, self.policy, before, windows)
             if due is not None and renewed_here(kind, view):
                 metrics.CERT_RENEWAL.labels(*labels).set(due.timestamp())
         for secret, kind_name in self.exported.get(key, set()) - current:
@@ -352,6 +362,24 @@ class Lifecycle:
                 )
                 mark_id = f"{tcp.uid}:external:{external.not_after.isoformat()}"
                 await publish_audit(self.bus, ext, mark_id)
+        for outside in decision.outside_window:
+            which = ",".join(k.value for k in outside.kinds)
+            mark = (key, "window:" + which, outside.not_after)
+            if mark in self.warned:
+                continue
+            self.warned.add(mark)
+            log.warning(outside.message, extra={"namespace": ns, "tcp": name})
+            late = RenewalOutsideWindow(
+                namespace=ns,
+                tcp=name,
+                at=now,
+                secrets=tuple(f"{name}-{k.value}" for k in outside.kinds),
+                not_after=outside.not_after,
+                message=outside.message[:1024],
+            )
+            digest = hashlib.sha256(which.encode()).hexdigest()[:12]
+            mark_id = f"{tcp.uid}:window:{digest}:{outside.not_after.isoformat()}"
+            await publish_audit(self.bus, late, mark_id)
         if decision.next_check is not None:
             heapq.heappush(self.timers, (decision.next_check, key))
 

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 
 from libs.contracts.messages import CertFacts, Reason, SecretObserved, TcpObserved
 from libs.contracts.records import Phase, RotationRecord, Stage
+from libs.contracts.windows import Slot, Window, slot
 from libs.pki.overrides import FleetProfile, Rejected, tcp_profile
 from libs.pki.profiles import (
     CA_SIGNED_KINDS,
@@ -58,12 +59,17 @@ class PolicySettings:
     resend_after: timedelta = timedelta(seconds=30)
     jitter: float = 0.25  # renewals spread over this share of the deadline, earlier
     leaf_validity: timedelta = LEAF_VALIDITY  # the fleet's, which profile checks compare with
+    windows: tuple[Window, ...] = ()  # the fleet's maintenance windows; none: whenever due
+    window_margin: timedelta = timedelta(hours=2)  # no window fits: renew at NotAfter - this
 
     @property
     def fleet(self) -> FleetProfile:
         """The fleet profile a TCP's profile annotations override (libs/pki/overrides.py)."""
         return FleetProfile(
-            leaf_validity=self.leaf_validity, renew_before=self.deadline, jitter=self.jitter
+            leaf_validity=self.leaf_validity,
+            renew_before=self.deadline,
+            jitter=self.jitter,
+            windows=self.windows,
         )
 
 
@@ -138,6 +144,16 @@ class ExternalWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class OutsideWindow:
+    """A due renewal for which no maintenance window opened before NotAfter - window_margin:
+    renewed at that latest safe moment instead, and reported (audit event, Warning Event)."""
+
+    kinds: tuple[SecretKind, ...]
+    not_after: datetime  # the earliest of their NotAfters
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     rotations: tuple[Rotation, ...] = ()
     loop_trips: tuple[LoopTrip, ...] = ()
@@ -146,6 +162,7 @@ class Decision:
     resends: tuple[Resend, ...] = ()
     external_warning: ExternalWarning | None = None
     rejected: tuple[Rejected, ...] = ()  # profile annotations ignored, to report
+    outside_window: tuple[OutsideWindow, ...] = ()  # renewals that could not wait, to report
 
 
 # --- the chain for one Secret -----------------------------------------------------------
@@ -218,14 +235,40 @@ def renew_at(
     return s.cert.not_after - (deadline or cfg.deadline) * (1 + cfg.jitter * spread(s))
 
 
+def tcp_windows(tcp: TcpObserved, cfg: PolicySettings) -> tuple[Window, ...]:
+    """The maintenance windows of a TCP: its annotation's, else the fleet's."""
+    return tcp_profile(tcp.annotations, cfg.fleet)[0].windows
+
+
+def renew_slot(
+    kind: SecretKind,
+    s: SecretObserved,
+    cfg: PolicySettings,
+    deadline: timedelta | None = None,
+    windows: tuple[Window, ...] = (),
+) -> Slot | None:
+    """When a due certificate is renewed: its `renew_at`, moved on to the first moment a
+    maintenance window is open, unless that comes later than NotAfter - `window_margin`; then
+    at that latest safe moment, outside a window (`in_window` False: reported)."""
+    due = renew_at(kind, s, cfg, deadline)
+    if due is None or s.cert is None:
+        return None
+    return slot(windows, due, s.cert.not_after - cfg.window_margin)
+
+
 def scheduled(
-    kind: SecretKind, s: SecretObserved, cfg: PolicySettings, deadline: timedelta | None = None
+    kind: SecretKind,
+    s: SecretObserved,
+    cfg: PolicySettings,
+    deadline: timedelta | None = None,
+    windows: tuple[Window, ...] = (),
 ) -> datetime | None:
-    """The moment that matters for a certificate: a leaf's renewal (`renew_at`), a CA's entry
-    into its warning period. The renewal-time gauge shows it."""
+    """The moment that matters for a certificate: a leaf's renewal (`renew_slot`, windows
+    applied), a CA's entry into its warning period. The renewal-time gauge shows it."""
     if s.cert is None:
         return None
-    return renew_at(kind, s, cfg, deadline) or s.cert.not_after - cfg.ca_warning
+    at = renew_slot(kind, s, cfg, deadline, windows)
+    return at.at if at is not None else s.cert.not_after - cfg.ca_warning
 
 
 def renewed_here(kind: SecretKind, st: TcpState) -> bool:
@@ -258,16 +301,20 @@ def external_warning(st: TcpState, now: datetime, cfg: PolicySettings) -> Extern
 def check_expiring(
     kind: SecretKind, s: SecretObserved | None, st: TcpState, now: datetime, cfg: PolicySettings
 ) -> Finding | None:
-    if not renewed_here(kind, st):
+    if s is None or s.cert is None or not renewed_here(kind, st):
         return None
-    due = renew_at(kind, s, cfg, effective_deadline(st.tcp, s, cfg)) if s is not None else None
-    if s is None or s.cert is None or due is None or now < due:
+    at = renew_slot(kind, s, cfg, effective_deadline(st.tcp, s, cfg), tcp_windows(st.tcp, cfg))
+    if at is None or now < at.at:
         return None
-    return Finding(
-        kind,
-        Reason.EXPIRING,
-        f"expires {s.cert.not_after.isoformat()} (renewal due {due.isoformat()})",
-    )
+    due = renew_at(kind, s, cfg, effective_deadline(st.tcp, s, cfg))
+    when = f"renewal due {due.isoformat()}" if due is not None else "renewal due"
+    if at.at != due:
+        when += (
+            f", in a maintenance window from {at.at.isoformat()}"
+            if at.in_window
+            else f", no maintenance window before {at.at.isoformat()}"
+        )
+    return Finding(kind, Reason.EXPIRING, f"expires {s.cert.not_after.isoformat()} ({when})")
 
 
 CHAIN: tuple[Check, ...] = (
@@ -405,13 +452,14 @@ def _next_check(
     """The earliest future moment at which a check's answer changes: a NotBefore passing, a
     leaf entering its renewal deadline, a CA entering its warning period."""
     times: list[datetime] = []
+    windows = tcp_windows(state.tcp, cfg)
     for kind in kinds:
         s = state.secrets.get(kind)
         if s is None or s.cert is None:
             continue
         if s.cert.not_before > now:
             times.append(s.cert.not_before)
-        due = scheduled(kind, s, cfg, effective_deadline(state.tcp, s, cfg))
+        due = scheduled(kind, s, cfg, effective_deadline(state.tcp, s, cfg), windows)
         if due is not None and due > now and renewed_here(kind, state):
             times.append(due)
     client = state.datastore_client
@@ -495,7 +543,39 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
         resends(state, now, cfg),
         external_warning(state, now, cfg),
         rejected=tcp_profile(tcp.annotations, cfg.fleet)[1],
+        outside_window=outside_windows(rotations, state, cfg),
     )
+
+
+def outside_windows(
+    rotations: Sequence[Rotation], state: TcpState, cfg: PolicySettings
+) -> tuple[OutsideWindow, ...]:
+    """The renewals among `rotations` that happen outside every maintenance window: one report
+    per rotation, naming its certificates that could not wait."""
+    windows = tcp_windows(state.tcp, cfg)
+    if not windows:
+        return ()
+    found: list[OutsideWindow] = []
+    for rotation in rotations:
+        if rotation.reason is not Reason.EXPIRING:
+            continue
+        late: list[tuple[SecretKind, datetime]] = []
+        for kind in rotation.kinds:
+            s = state.secrets.get(kind)
+            if s is None or s.cert is None:
+                continue
+            at = renew_slot(kind, s, cfg, effective_deadline(state.tcp, s, cfg), windows)
+            if at is not None and not at.in_window:
+                late.append((kind, s.cert.not_after))
+        if late:
+            first = min(end for _, end in late)
+            names = ", ".join(f"{state.tcp.name}-{kind.value}" for kind, _ in late)
+            found.append(OutsideWindow(tuple(kind for kind, _ in late), first, (
+                f"no maintenance window ({'; '.join(map(str, windows))}) opened before "
+                f"NotAfter - {cfg.window_margin} (the first NotAfter: {first.isoformat()}): "
+                f"renewed outside the windows: {names}"
+            )))  # fmt: skip
+    return tuple(found)
 
 
 def _rotation(

@@ -28,6 +28,7 @@ from libs.contracts.api import (
     CaExpiring,
     ExternalCertificateExpiring,
     LoopGuardTripped,
+    RenewalOutsideWindow,
     RotationFailed,
 )
 from services.rollout.events import tcp_event
@@ -116,6 +117,11 @@ WARNINGS: Mapping[type[AuditEvent], Recorded] = {
         "AnnotationRejected",
         lambda e: f"annotation {e.annotation}={e.value!r} ignored: {e.message}",
         lambda e: f"{e.annotation}|{e.value}",
+    ),
+    RenewalOutsideWindow: Recorded(
+        "RenewalOutsideWindow",
+        lambda e: e.message,
+        lambda e: f"{','.join(e.secrets)}|{_utc(e.not_after).isoformat()}",
     ),
 }
 """The audit types recorded as Warning Events; `topology.ROLLOUT_FAILURES_CONSUMER` delivers

@@ -17,6 +17,7 @@ from libs.contracts.api import (
     CertificateIssued,
     ExternalCertificateExpiring,
     LoopGuardTripped,
+    RenewalOutsideWindow,
     RolloutFailed,
     RolloutStarted,
     RotationFailed,
@@ -269,6 +270,19 @@ WARNED: list[tuple[AuditEvent, AuditEvent, str, str]] = [
         ),
         "AnnotationRejected",
         "certlc.kamaji.clastix.io/key-algorithm='DSA-1024' ignored: not one of",
+    ),
+    (
+        RenewalOutsideWindow(
+            namespace="prod", tcp="k8s-126", at=NOW, secrets=("k8s-126-api-server-certificate",),
+            not_after=LATER, message="no maintenance window opens before 2026-07-01T10:00:00Z",
+        ),
+        RenewalOutsideWindow(
+            namespace="prod", tcp="k8s-126", at=NOW + timedelta(minutes=3),
+            secrets=("k8s-126-api-server-certificate",), not_after=LATER,
+            message="no maintenance window opens before 2026-07-01T10:00:00Z",
+        ),
+        "RenewalOutsideWindow",
+        "no maintenance window opens before",
     ),
 ]  # fmt: skip
 
