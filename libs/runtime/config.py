@@ -79,8 +79,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             parse_windows(self.maintenance_window)
         except WindowError as exc:
             raise ValueError(f"maintenance_window: {exc}") from None
-        if self.window_margin < timedelta(0):
-            raise ValueError("window_margin must not be negative")
         try:
             parse_key_algorithm(self.key_algorithm)
         except PkiError as exc:

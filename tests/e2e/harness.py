@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
+from kubernetes import client, config
 
 from certlc_dev.devenv import identities, seed
 from certlc_dev.devenv.nats_server import NatsServer
@@ -96,6 +97,19 @@ class BusTap:
             for s, _, d in list(self.messages)
             if s.startswith(prefix) and (event is None or s.endswith("." + event))
         ]
+
+
+def tcp_warnings(stack: Stack, tcp: str, reason: str) -> list[Any]:
+    """The Warning Events of `tcp` with `reason`, read with the official client."""
+    api = client.CoreV1Api(config.new_client_from_config(str(stack.kubeconfig)))
+    return [
+        e
+        for e in api.list_namespaced_event("default").items
+        if e.involved_object.kind == "TenantControlPlane"
+        and e.involved_object.name == tcp
+        and e.reason == reason
+        and e.type == "Warning"
+    ]
 
 
 def openssl_verify(workdir: Path, ca: bytes, cert: bytes) -> None:

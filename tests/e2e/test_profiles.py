@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
 
 from certlc_dev.devenv.stack import seed_datastores
 from libs.pki.overrides import (
@@ -22,7 +21,7 @@ from libs.pki.overrides import (
     RENEW_BEFORE_PERCENTAGE_ANNOTATION,
 )
 from libs.pki.profiles import BACKDATE
-from tests.e2e.harness import Stack, create_tenant, start_stack, wait_for
+from tests.e2e.harness import Stack, create_tenant, start_stack, tcp_warnings, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -68,19 +67,6 @@ def lifetime(text: str) -> timedelta:
 def cert_of(stack: Stack, tcp: str, suffix: str) -> bytes:
     secret = stack.secrets(tcp)[f"{tcp}-{suffix}"]
     return stack.data(secret)[LEAF_KEYS[suffix]]
-
-
-def tcp_warnings(stack: Stack, tcp: str, reason: str) -> list[Any]:
-    """The Warning Events of `tcp` with `reason`, read with the official client."""
-    api = client.CoreV1Api(config.new_client_from_config(str(stack.kubeconfig)))
-    return [
-        e
-        for e in api.list_namespaced_event("default").items
-        if e.involved_object.kind == "TenantControlPlane"
-        and e.involved_object.name == tcp
-        and e.reason == reason
-        and e.type == "Warning"
-    ]
 
 
 def test_a_tcp_gets_the_key_algorithm_and_validity_of_its_annotations(stack: Stack) -> None:

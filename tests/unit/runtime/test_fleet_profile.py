@@ -44,3 +44,27 @@ def test_the_fleet_profile_of_the_defaults_and_of_settings() -> None:
         Settings, {"CERTLC_LEAF_VALIDITY": "720h", "CERTLC_RENEW_DEADLINE": "48h"}
     ).fleet_profile()
     assert (set_.leaf_validity, set_.renew_before) == (timedelta(hours=720), timedelta(hours=48))
+
+
+def test_the_fleet_maintenance_windows() -> None:
+    assert Settings().fleet_profile().windows == ()
+    fleet = load_settings(
+        Settings, {"CERTLC_MAINTENANCE_WINDOW": "0 2 * * 1-5 4h Europe/Berlin; */5 * * * * 20s"}
+    ).fleet_profile()
+    assert [str(w) for w in fleet.windows] == [
+        "0 2 * * 1-5 4h Europe/Berlin",
+        "*/5 * * * * 20s UTC",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"CERTLC_MAINTENANCE_WINDOW": "0 2 * * * 4h Atlantis"}, "maintenance_window: '0 2 * * *"),
+        ({"CERTLC_MAINTENANCE_WINDOW": "0 0 31 4 * 1h"}, "bad cron expression '0 0 31 4 *'"),
+    ],
+)
+def test_a_bad_window_setting_stops_the_service_naming_it(env: dict[str, str], says: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings(Settings, env)
+    assert says in str(raised.value)

@@ -1,0 +1,166 @@
+"""Maintenance windows end to end, with a window that opens each minute for 20 s: a missing
+Secret outside the window is re-created at once; a due renewal outside it waits and happens in
+it, at the moment the renewal-time gauge showed; one whose TCP's window cannot open before
+NotAfter - margin renews at that moment with a Warning Event and an audit event; a bad window
+annotation is a Warning Event naming it."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from certlc_dev.devenv.stack import seed_datastores
+from libs.pki import SecretKind, summarize
+from libs.pki.overrides import (
+    LEAF_VALIDITY_ANNOTATION,
+    MAINTENANCE_WINDOW_ANNOTATION,
+    RENEW_BEFORE_ANNOTATION,
+)
+from tests.e2e.harness import Stack, create_tenant, start_stack, tcp_warnings, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+
+OPEN = timedelta(seconds=20)  # the fleet's window: each minute, from second 0 to second 20
+DEADLINE = timedelta(seconds=100)  # with a leaf validity of 150 s: due 50 s after issue
+MARGIN = timedelta(seconds=10)
+LATE = "win-late"  # its window (January 1st) never opens in time
+BAD = "win-bad"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterator[Stack]:
+    settings = {
+        "CERTLC_MAINTENANCE_WINDOW": "* * * * * 20s",
+        "CERTLC_LEAF_VALIDITY": "150s",
+        "CERTLC_RENEW_DEADLINE": "100s",
+        "CERTLC_RENEW_JITTER": "0",
+        "CERTLC_WINDOW_MARGIN": "10s",
+        "CERTLC_LOOP_LIMIT": "1000",  # short-lived certificates renew again and again here
+    }
+    for s in start_stack(Path(tmp_path_factory.mktemp("e2e-windows")), kube_serving, settings):
+        seed_datastores(s.sim, postgres=False)
+        # Started first, so that their clocks run while the first test waits.
+        create_tenant(
+            s,
+            LATE,
+            {
+                MAINTENANCE_WINDOW_ANNOTATION: "0 0 1 1 * 1h Europe/Berlin",
+                LEAF_VALIDITY_ANNOTATION: "60s",
+                RENEW_BEFORE_ANNOTATION: "30s",
+            },
+        )
+        create_tenant(s, BAD, {MAINTENANCE_WINDOW_ANNOTATION: "0 25 * * * 1h"})
+        yield s
+
+
+def apiserver(stack: Stack, tcp: str) -> tuple[str, datetime]:
+    data = stack.data(stack.sim.get("secrets", f"{tcp}-api-server-certificate"))
+    facts = summarize(SecretKind.APISERVER, data)
+    return facts.serial, facts.not_after
+
+
+def in_window(moment: datetime) -> bool:
+    return moment.second + moment.microsecond / 1e6 < OPEN.total_seconds()
+
+
+def requested_at(stack: Stack, tcp: str) -> list[tuple[datetime, str]]:
+    """(when lifecycle decided, reason) of each rotation.requested audit event of `tcp`."""
+    found = []
+    for data in stack.tap.audit(tcp, "rotation-requested"):
+        event = json.loads(data)
+        found.append((datetime.fromisoformat(event["at"]), event["reason"]))
+    return found
+
+
+def renewal_gauge(stack: Stack, tcp: str, secret: str) -> float | None:
+    (lifecycle,) = stack.services.by_name("lifecycle")
+    with urllib.request.urlopen(f"http://127.0.0.1:{lifecycle.port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == "certlc_certificate_renewal_timestamp_seconds":
+            for sample in family.samples:
+                if sample.labels["tcp"] == tcp and sample.labels["secret"] == secret:
+                    return float(sample.value)
+    return None
+
+
+def test_a_missing_secret_is_created_at_once_and_a_due_renewal_waits_for_the_window(
+    stack: Stack,
+) -> None:
+    # Create the TCP at second 40 of a minute: outside the window, and so that its renewal
+    # falls due (50 s later, second 30) outside the window too.
+    now = datetime.now(UTC)
+    time.sleep((40 - now.second - now.microsecond / 1e6) % 60)
+    created = datetime.now(UTC)
+    assert not in_window(created)
+    create_tenant(stack, "win-wait", {})
+    stack.first_issued("win-wait", timeout=60)
+    ((first_at, first_reason),) = requested_at(stack, "win-wait")
+    assert first_reason == "missing"
+    assert first_at - created < timedelta(seconds=15), "a missing Secret waited"
+    assert not in_window(first_at), f"issued at {first_at}: inside the window, nothing shown"
+
+    serial, not_after = apiserver(stack, "win-wait")
+    due = not_after - DEADLINE
+    assert not in_window(due), f"due {due}: inside the window, nothing to wait for"
+    opens = due.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    gauge = wait_for(
+        lambda: renewal_gauge(stack, "win-wait", "win-wait-api-server-certificate"),
+        30,
+        "the renewal-time gauge",
+    )
+    assert gauge == opens.timestamp(), (datetime.fromtimestamp(gauge, UTC), opens)
+
+    wait_for(lambda: apiserver(stack, "win-wait")[0] != serial, 150, "the renewal")
+    renewals = [(at, r) for at, r in requested_at(stack, "win-wait") if r == "expiring"]
+    assert renewals, requested_at(stack, "win-wait")
+    at = renewals[0][0]
+    assert opens <= at < opens + OPEN, f"due {due}, window from {opens}, renewed at {at}"
+    assert not tcp_warnings(stack, "win-wait", "RenewalOutsideWindow")
+
+
+def test_a_renewal_that_cannot_wait_happens_in_time_with_a_warning(stack: Stack) -> None:
+    stack.first_issued(LATE, timeout=60)
+    warnings = wait_for(
+        lambda: tcp_warnings(stack, LATE, "RenewalOutsideWindow"),
+        120,
+        "the RenewalOutsideWindow Warning Event",
+    )
+    assert all(f"{LATE}-api-server-certificate" in w.message for w in warnings)
+    assert "0 0 1 1 * 1h Europe/Berlin" in warnings[0].message
+    # The first renewal (it renews every 50 s from then on): the audit event names the
+    # certificates and the first NotAfter.
+    first = json.loads(stack.tap.audit(LATE, "renewal-outside-window")[0])
+    assert f"{LATE}-api-server-certificate" in first["secrets"]
+    not_after = datetime.fromisoformat(first["not_after"])
+    renewals = [at for at, reason in requested_at(stack, LATE) if reason == "expiring"]
+    # decided at the latest safe moment (not at NotAfter - 30 s, when it fell due)
+    assert not_after - MARGIN <= renewals[0] < not_after, (renewals[0], not_after)
+    # and the new certificate was written before the old one ended
+    issued = [
+        (datetime.fromisoformat(e["at"]), datetime.fromisoformat(e["not_after"]))
+        for e in map(json.loads, stack.tap.audit(LATE, "certificate-issued"))
+        if e["secret"] == f"{LATE}-api-server-certificate"
+    ]
+    renewed = min(at for at, ends in issued if ends > not_after)
+    assert renewed < not_after, (renewed, not_after)
+
+
+def test_a_bad_window_annotation_is_a_warning_event_that_names_it(stack: Stack) -> None:
+    stack.first_issued(BAD, timeout=60)
+    warnings = wait_for(
+        lambda: tcp_warnings(stack, BAD, "AnnotationRejected"),
+        30,
+        "the AnnotationRejected Warning Event",
+    )
+    assert len(warnings) == 1
+    assert MAINTENANCE_WINDOW_ANNOTATION in warnings[0].message
+    assert "bad cron expression '0 25 * * *'" in warnings[0].message
