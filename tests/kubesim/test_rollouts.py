@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
 
 from tests.kubesim.helpers import deployment, wait_for
 
@@ -95,9 +96,18 @@ def _create(apps: client.AppsV1Api, name: str, replicas: int, **spec: Any) -> No
 
 
 def _set_image(apps: client.AppsV1Api, name: str, image: str) -> None:
-    d = apps.read_namespaced_deployment(name, "default")
-    d.spec.template.spec.containers[0].image = image
-    apps.replace_namespaced_deployment(name, "default", d)
+    """Read, change, replace; again on a conflict, as client-go's RetryOnConflict does: the
+    deployment controller may write the object's status between the read and the replace."""
+    for _ in range(10):
+        d = apps.read_namespaced_deployment(name, "default")
+        d.spec.template.spec.containers[0].image = image
+        try:
+            apps.replace_namespaced_deployment(name, "default", d)
+            return
+        except ApiException as e:
+            if e.status != 409:
+                raise
+    raise AssertionError(f"deployment {name} kept conflicting")
 
 
 def _progressing(apps: client.AppsV1Api, name: str) -> client.V1DeploymentCondition:
