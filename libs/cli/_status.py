@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from libs.cli._opsutil import CliError, Exit, kube_failure, stamp, table
+from libs.contracts.api import ScheduledRenewal
 from libs.kube.client import KubeClient
 from libs.kube.errors import Forbidden, KubeError, NotFound
 from libs.pki import (
@@ -303,8 +304,25 @@ def collect(
 # --- output --------------------------------------------------------------------------------
 
 
-def render_table(report: StatusReport) -> str:
-    """One table like `kubeadm certs check-expiration` (CA rows included), then the notes."""
+Renewals = Mapping[tuple[str, str], ScheduledRenewal]
+"""The next renewal of each certificate lifecycle renews for its age, by (namespace, Secret)."""
+
+
+def renewal_text(renewal: ScheduledRenewal | None, now: datetime) -> str:
+    """When lifecycle renews a certificate: `in 3d`, `due` when it is being renewed, with
+    the window it waits for; `-` for what it does not renew for its age (CAs, copies)."""
+    if renewal is None:
+        return "-"
+    delta = renewal.at - now
+    when = f"in {short_human_duration(delta)}" if delta > timedelta(0) else "due"
+    if not renewal.windows:
+        return when
+    return f"{when} (window)" if renewal.in_window else f"{when} (no window in time)"
+
+
+def render_table(report: StatusReport, renewals: Renewals | None = None) -> str:
+    """One table like `kubeadm certs check-expiration` (CA rows included), then the notes;
+    with `renewals`, a column of each certificate's next renewal as lifecycle scheduled it."""
     if not report.tcps:
         return "No TenantControlPlanes found."
     now = report.now
@@ -316,8 +334,17 @@ def render_table(report: StatusReport) -> str:
         for r in t.rows:
             expires = r.not_after.strftime("%b %d, %Y %H:%M UTC") if r.not_after else "-"
             residual = short_human_duration(r.not_after - now) if r.not_after else "-"
-            rows.append([where, r.secret, expires, residual, r.signer, r.status_text()])
-    lines = table(["NAMESPACE/TCP", "SECRET", "EXPIRES", "RESIDUAL TIME", "SIGNER", "STATUS"], rows)
+            row = [where, r.secret, expires, residual, r.signer, r.status_text()]
+            if renewals is not None:
+                row.insert(4, renewal_text(renewals.get((t.namespace, r.secret)), now))
+            rows.append(row)
+    header = ["NAMESPACE/TCP", "SECRET", "EXPIRES", "RESIDUAL TIME", "SIGNER", "STATUS"]
+    if renewals is not None:
+        header.insert(4, "RENEWAL")
+        for row in rows:
+            if len(row) < len(header):
+                row.insert(4, "-")
+    lines = table(header, rows)
     notes = [f"{t.namespace}/{t.name}: {t.error}" for t in report.tcps if t.error is not None]
     notes += [
         f"{t.namespace}/{t.name}: paused ({PAUSED_ANNOTATION}): certlc neither re-creates nor "
@@ -341,12 +368,20 @@ def render_table(report: StatusReport) -> str:
     return "\n".join(lines)
 
 
-def as_data(report: StatusReport) -> dict[str, Any]:
-    """The report as plain data for `-o json|yaml`."""
+def as_data(report: StatusReport, renewals: Renewals | None = None) -> dict[str, Any]:
+    """The report as plain data for `-o json|yaml`; with `renewals`, each certificate's next
+    renewal (`renewsAt`, `renewsInWindow`; null for what lifecycle does not renew for its age)."""
     now = report.now
 
-    def row(r: Row) -> dict[str, Any]:
+    def row(t: TcpStatus, r: Row) -> dict[str, Any]:
         residual = (r.not_after - now) if r.not_after else None
+        extra: dict[str, Any] = {}
+        if renewals is not None:
+            renewal = renewals.get((t.namespace, r.secret))
+            extra = {
+                "renewsAt": stamp(renewal.at) if renewal else None,
+                "renewsInWindow": renewal.in_window if renewal else None,
+            }
         return {
             "secret": r.secret,
             "kind": r.kind,
@@ -360,6 +395,7 @@ def as_data(report: StatusReport) -> dict[str, Any]:
             "reasons": list(dict.fromkeys(r.reasons)),
             "messages": list(r.messages),
             "warning": r.warning,
+            **extra,
         }
 
     return {
@@ -373,7 +409,7 @@ def as_data(report: StatusReport) -> dict[str, Any]:
                 "ok": t.ok,
                 "paused": t.paused,
                 "error": t.error,
-                "certificates": [row(r) for r in t.rows],
+                "certificates": [row(t, r) for r in t.rows],
             }
             for t in report.tcps
         ],

@@ -1,4 +1,4 @@
-"""`certlc status|rotate|audit`: the operator commands.
+"""`certlc status|rotate|audit|plan`: the operator commands.
 
 - `status` reads every certificate of every TCP (or one) from the cluster and judges it with
   libs.pki, like `kubeadm certs check-expiration`, then the open rotation records from NATS
@@ -7,6 +7,8 @@
   until the rollout completes or fails; `--dry-run` shows the plan from the cluster, publishing
   nothing.
 - `audit` lists the audit stream (oldest first) and `--follow`s it.
+- `plan` lists the renewals lifecycle has scheduled in a coming period, as rollouts, with the
+  rollout budget played forward (libs/cli/_plan.py); `status` shows each certificate's next one.
 
 NATS through libs.bus, Kubernetes through libs.kube, certificates through libs.pki: this module
 imports none of `nats`, `kubernetes` or `cryptography`. Every failure is one line on stderr and
@@ -44,6 +46,7 @@ from libs.cli._opsutil import (
     run_command,
     tcp_ref,
 )
+from libs.cli._plan import estimate_starts, plan_data, read_schedule, render_plan, rollouts
 from libs.cli._rotate import (
     RotationWatch,
     TargetError,
@@ -63,7 +66,7 @@ from libs.cli._rotations import (
 from libs.cli._status import as_data, collect, render_table
 from libs.cli.certs import parse_duration
 from libs.contracts import subjects
-from libs.contracts.api import RotateAccepted, RotateRequest
+from libs.contracts.api import RotateAccepted, RotateRequest, ScheduledRenewal
 from libs.contracts.budget import Slots
 from libs.contracts.codec import MalformedMessage, decode_accepted, decode_audit, encode
 from libs.contracts.messages import KeyMaterialError
@@ -115,7 +118,7 @@ def _kube_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add `status`, `rotate` and `audit` to the `certlc` parser."""
+    """Add `status`, `rotate`, `audit` and `plan` to the `certlc` parser."""
     status = subparsers.add_parser(
         "status",
         help="certificate expiry and validity of TenantControlPlanes, read from the cluster",
@@ -195,6 +198,36 @@ def register(subparsers: Any) -> None:
     _nats_flag(audit)
     audit.set_defaults(func=cmd_audit)
 
+    plan = subparsers.add_parser(
+        "plan",
+        help="what will renew and roll out in a coming period, as lifecycle scheduled it",
+        description="The renewals lifecycle has scheduled (jitter, each TCP's profile and "
+        "maintenance windows applied), one line per rollout, with the waits the rollout budget "
+        "would add (an estimate, each rollout taking --rollout-time).",
+    )
+    plan.add_argument("-n", "--namespace", help="only this namespace (default: every one)")
+    plan.add_argument("tcp", nargs="?", metavar="TCP", help="only this TCP (NS/TCP, or with -n)")
+    plan.add_argument(
+        "--since",
+        type=parse_ahead,
+        help="from: a duration from now (2h) or a time (2026-01-02T03:04:05Z); default: now, "
+        "what is due already included",
+    )
+    plan.add_argument(
+        "--until",
+        type=parse_ahead,
+        help="until: a duration from now or a time (default: 7d)",
+    )
+    plan.add_argument(
+        "--rollout-time",
+        type=parse_duration,
+        default=timedelta(minutes=1),
+        help="how long one rollout takes, for the budget estimate (default 1m)",
+    )
+    plan.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    _nats_flag(plan)
+    plan.set_defaults(func=cmd_plan)
+
 
 # --- status --------------------------------------------------------------------------------
 
@@ -225,21 +258,27 @@ def _status(args: argparse.Namespace) -> int:
     records: list[RotationRecord] = []
     slots = Slots()
     unread = ""
+    renewals: dict[tuple[str, str], ScheduledRenewal] | None = None
+    unscheduled = "not read (--no-rotations)" if args.no_rotations else ""
     if not args.no_rotations:
         try:
-            records, slots = run_async(_open_records(args, namespace, name))
+            records, slots, renewals, unscheduled = run_async(_open_records(args, namespace, name))
         except CliError as exc:
             unread = exc.message
     ok = report.ok and not any(r.phase is Phase.FAILED for r in records)
     if args.output == "table":
-        print(render_table(report))
+        print(render_table(report, renewals))
         lines = ["", f"- open rotations not shown: {unread}"] if unread else []
+        if unscheduled and report.tcps and not unread and not args.no_rotations:
+            lines += ["", f"- next renewals not shown: {unscheduled}"]
         lines = lines or [*render_records(records, now), *render_slots(slots, now, namespace, name)]
         if lines:
             print("\n".join(lines))
     else:
-        data = as_data(report)
+        data = as_data(report, renewals)
         data["ok"] = ok
+        if unscheduled:
+            data["renewalsError"] = unscheduled
         data["rotations"] = [record_data(r) for r in records]
         data["rolloutQueue"] = slots_data(slots, namespace, name)
         data["rotationsRead"] = not args.no_rotations and not unread
@@ -252,15 +291,84 @@ def _status(args: argparse.Namespace) -> int:
 
 async def _open_records(
     args: argparse.Namespace, namespace: str | None, name: str | None
-) -> tuple[list[RotationRecord], Slots]:
-    """The open rotation records and the rollout budget's document."""
+) -> tuple[list[RotationRecord], Slots, dict[tuple[str, str], ScheduledRenewal] | None, str]:
+    """The open rotation records, the rollout budget's document, and the next renewal of each
+    certificate by (namespace, Secret) with why it could not be read ("" when it was)."""
     bus = await connect_nats(*nats_target(args))
     try:
         if namespace is None:
             records = await read_open_records(bus, None, None, all_tcps_named=name)
         else:
             records = await read_open_records(bus, namespace, name)
-        return records, await read_slots(bus)
+        slots = await read_slots(bus)
+        try:
+            # With -A and a TCP name, every namespace's schedule, filtered here.
+            found, _ = await read_schedule(bus, namespace, name if namespace else None)
+        except CliError as exc:
+            return records, slots, None, exc.message
+        by_secret = {(r.namespace, r.secret): r for r in found if name is None or r.tcp == name}
+        return records, slots, by_secret, ""
+    except BusError as exc:
+        fail(Exit.NATS, str(exc))
+    finally:
+        await bus.close()
+
+
+# --- plan ----------------------------------------------------------------------------------
+
+
+def parse_ahead(text: str) -> datetime:
+    """A duration after now (`7d`) or a moment (`2026-01-02T03:04:05Z`) -> aware UTC datetime."""
+    try:
+        return datetime.now(UTC) + parse_duration(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        return parse_since(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r} (a duration from now such as 2h, 7d, or a time such as "
+            "2026-01-02T03:04:05Z)"
+        ) from None
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    return run_command(lambda: _plan(args))
+
+
+def _plan(args: argparse.Namespace) -> int:
+    namespace: str | None = args.namespace
+    name: str | None = None
+    if args.tcp:
+        if "/" not in args.tcp and not namespace:
+            fail(Exit.USAGE, "name the TCP as NS/TCP, or give -n")
+        namespace, name = tcp_ref(args.tcp, namespace)
+    since: datetime | None = args.since
+    until: datetime = args.until or datetime.now(UTC) + timedelta(days=7)
+    if since is not None and until <= since:
+        fail(Exit.USAGE, "--until must come after --since")
+    found, slots, now = run_async(_read_plan(args, namespace, name, since, until))
+    budget = (slots.total, slots.per_namespace)
+    started = estimate_starts(rollouts(found), *budget, args.rollout_time)
+    if args.output == "json":
+        data = plan_data(started, found, budget, args.rollout_time, (since, until))
+        print(json.dumps(data, indent=2))
+    else:
+        print("\n".join(render_plan(started, now, budget, args.rollout_time, (since, until))))
+    return Exit.OK
+
+
+async def _read_plan(
+    args: argparse.Namespace,
+    namespace: str | None,
+    name: str | None,
+    since: datetime | None,
+    until: datetime,
+) -> tuple[list[ScheduledRenewal], Slots, datetime]:
+    bus = await connect_nats(*nats_target(args))
+    try:
+        found, now = await read_schedule(bus, namespace, name, since, until)
+        return found, await read_slots(bus), now or datetime.now(UTC)
     except BusError as exc:
         fail(Exit.NATS, str(exc))
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from libs.contracts.messages import Message, Reason
+from libs.contracts.messages import Fact, Message, Reason
 
 
 class Target(enum.StrEnum):
@@ -40,6 +40,43 @@ class RotateAccepted(Message, frozen=True, kw_only=True, tag="rotate.accepted"):
     tcp: str
     secrets: tuple[str, ...]
     ca_rotation: bool = False
+
+
+MAX_SCHEDULE_PAGE = 1000
+"""Renewals in one schedule reply at most: about 350 bytes each, well within NATS's 1 MB."""
+
+
+class ScheduleRequest(Message, frozen=True, kw_only=True, tag="schedule.request"):
+    """The renewals lifecycle has scheduled (`certlc.api.v1.schedule`), for one namespace or
+    TCP or the fleet, those renewed within [since, until) (None: unbounded), one page at a
+    time: `after` is the `more` of the previous reply."""
+
+    namespace: str = ""
+    tcp: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    after: str = ""
+    limit: int = MAX_SCHEDULE_PAGE
+
+
+class ScheduledRenewal(Fact, frozen=True, kw_only=True):
+    """One certificate's next renewal as lifecycle will do it."""
+
+    namespace: str
+    tcp: str
+    secret: str
+    kind: str
+    not_after: datetime
+    due: datetime  # NotAfter - renew-before, earlier by the jitter
+    at: datetime  # when it is renewed: `due`, moved into the first open maintenance window
+    in_window: bool = True  # False: no window opened in time; renewed at NotAfter - margin
+    windows: str = ""  # the TCP's maintenance windows ("" none: whenever due)
+
+
+class ScheduleReply(Message, frozen=True, kw_only=True, tag="schedule.reply"):
+    renewals: tuple[ScheduledRenewal, ...] = ()
+    more: str = ""  # the cursor of the next page; "" when this was the last
+    now: datetime
 
 
 class ServiceErrorCode(enum.IntEnum):

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from libs.contracts.api import Audit, RotateAccepted, RotateRequest
+from libs.contracts.api import Audit, RotateAccepted, RotateRequest, ScheduleReply, ScheduleRequest
 from libs.contracts.messages import Event, Issued, RotateCommand
 
 T = TypeVar("T")
@@ -81,6 +81,14 @@ def decode_request(data: bytes) -> RotateRequest:
 
 def decode_accepted(data: bytes) -> RotateAccepted:
     return decode(RotateAccepted, data)
+
+
+def decode_schedule_request(data: bytes) -> ScheduleRequest:
+    return decode(ScheduleRequest, data)
+
+
+def decode_schedule(data: bytes) -> ScheduleReply:
+    return decode(ScheduleReply, data)
 
 
 def decode_audit(data: bytes) -> Audit:

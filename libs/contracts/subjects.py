@@ -11,6 +11,7 @@ Subject layout (all lower case; Kubernetes names are encoded with `names.encode_
     certlc.audit.<ns>.<tcp>.<event>            everyone -> tooling    audit events (public)
     certlc.audit.*.*.rotation-failed           issuer -> rollout      RotationFailed, as Events
     certlc.api.v1.rotate                       tooling -> lifecycle   RotateRequest (request/reply)
+    certlc.api.v1.schedule                     tooling -> lifecycle   ScheduleRequest (req/reply)
 
 The events stream keeps only the newest message per subject, so it is at once the change feed
 and a compacted snapshot of what the watcher last saw: a service that restarts rebuilds its
@@ -45,11 +46,13 @@ ROLLOUT_FAILURES_DURABLE: Final = "rollout-failures"
 
 # Request/reply (public API) and its queue group.
 API_ROTATE: Final = f"{PREFIX}.api.v1.rotate"
+API_SCHEDULE: Final = f"{PREFIX}.api.v1.schedule"
 API_QUEUE_GROUP: Final = "certlc-lifecycle"
 # The rotate responder as a NATS service (services API, ADR-32): `$SRV.PING.certlc` finds every
 # lifecycle instance; its endpoint is named `rotate`.
 API_SERVICE: Final = "certlc"
 API_ENDPOINT: Final = "rotate"
+API_SCHEDULE_ENDPOINT: Final = "schedule"
 
 WATCHER_SYNCED: Final = f"{PREFIX}.events.watcher.synced"
 

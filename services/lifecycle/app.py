@@ -35,7 +35,13 @@ from libs.contracts.api import (
     RotationRejected,
     RotationRequested,
 )
-from libs.contracts.codec import MalformedMessage, decode_event, decode_request, encode
+from libs.contracts.codec import (
+    MalformedMessage,
+    decode_event,
+    decode_request,
+    decode_schedule_request,
+    encode,
+)
 from libs.contracts.messages import (
     DataStoreDeleted,
     DataStoreObserved,
@@ -51,6 +57,7 @@ from libs.runtime.config import Settings
 from libs.runtime.health import HealthServer
 from libs.runtime.records import RotationStore, decode_record
 from libs.runtime.service import package_version, publish_audit
+from services.lifecycle import schedule
 from services.lifecycle.deadline import rotation_deadline
 from services.lifecycle.policy import (
     Decision,
@@ -502,6 +509,27 @@ class Lifecycle:
         )
         return encode(accepted)
 
+    # --- the schedule API ----------------------------------------------------------------
+
+    async def on_schedule(self, request: Request) -> bytes:
+        """The renewals scheduled (services/lifecycle/schedule.py), one page."""
+        try:
+            req = decode_schedule_request(request.data)
+            after = schedule.check(req)
+        except (MalformedMessage, schedule.BadScheduleRequest) as exc:
+            raise ServiceError(400, str(exc)) from None
+        if not self.ready():
+            raise ServiceError(503, "lifecycle is starting; try again shortly")
+        keys = sorted(
+            k
+            for k in self.state.tcps
+            if (not req.namespace or k[0] == req.namespace)
+            and (not req.tcp or k[1] == req.tcp)
+            and (after is None or k >= (after.namespace, after.tcp))
+        )
+        views = (v for k in keys if (v := self.state.view(k)) is not None)
+        return encode(schedule.page(views, req, self.policy, now_utc()))
+
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     bus = await connect(settings.nats_url, name="certlc-lifecycle", auth=settings.nats_auth())
@@ -551,6 +579,15 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
                         endpoint=subjects.API_ENDPOINT,
                         description="certlc rotate requests (certlc.api.v1.rotate)",
                     ),
+                )
+            ),
+            asyncio.create_task(
+                serve(
+                    bus,
+                    subjects.API_SCHEDULE,
+                    app.on_schedule,
+                    queue=subjects.API_QUEUE_GROUP,
+                    stop_event=stop,
                 )
             ),
         ]

@@ -351,6 +351,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("lifecycle", "pub", f"$JS.API.CONSUMER.MSG.NEXT.{subjects.ROTATE_STREAM}.issuer"),
     ("lifecycle", "pub", f"$JS.API.STREAM.PURGE.{subjects.EVENTS_STREAM}"),
     ("lifecycle", "sub", subjects.API_ROTATE),  # only in its queue group
+    ("lifecycle", "sub", subjects.API_SCHEDULE),  # likewise
     ("issuer", "pub", subjects.rotate(*TCP)),
     ("issuer", "pub", subjects.tcp_event(*TCP)),
     ("issuer", "pub", f"$JS.API.CONSUMER.MSG.NEXT.{subjects.ISSUED_STREAM}.rollout"),
@@ -370,6 +371,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("external", "pub", f"$JS.API.CONSUMER.MSG.NEXT.{subjects.ROTATE_STREAM}.issuer"),
     ("external", "sub", subjects.ROTATE_SUBJECTS),
     ("external", "sub", subjects.API_ROTATE),
+    ("external", "sub", subjects.API_SCHEDULE),
     # certlc's durable consumer on the audit stream: not deleted, fetched from, acknowledged on,
     # created or changed by tooling (nor any consumer deleted: its own ones expire)
     ("external", "pub", f"$JS.API.CONSUMER.DELETE.{FAILURES.stream}.{FAILURES.durable}"),
@@ -397,10 +399,12 @@ ALLOWED: list[tuple[str, str, str]] = [
     ("lifecycle", "pub", subjects.rotate(*TCP)),
     ("lifecycle", "pub", subjects.audit(*TCP, "x")),
     ("lifecycle", "queue", subjects.API_ROTATE),
+    ("lifecycle", "queue", subjects.API_SCHEDULE),
     ("issuer", "pub", subjects.issued(*TCP)),
     ("issuer", "pub", subjects.audit(*TCP, "x")),
     ("rollout", "pub", subjects.audit(*TCP, "x")),
     ("external", "pub", subjects.API_ROTATE),
+    ("external", "pub", subjects.API_SCHEDULE),
     ("external", "sub", subjects.AUDIT_SUBJECTS),
     ("external", "sub", subjects.audit_filter("ns")),
     ("external", "pub", f"$JS.API.STREAM.INFO.{subjects.AUDIT_STREAM}"),

@@ -181,16 +181,17 @@ class Stack:
         assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
         return result.stdout
 
-    def certlc(self, *args: str) -> str:
-        """The certlc CLI against this stack (exit 0 or 1: 1 means "needs attention")."""
+    def certlc(self, *args: str, kube: bool = True) -> str:
+        """The certlc CLI against this stack (exit 0 or 1: 1 means "needs attention"); `kube`:
+        the command reads the Kubernetes API too (it takes --kubeconfig)."""
+        kubeconfig = ["--kubeconfig", str(self.kubeconfig)] if kube else []
         result = subprocess.run(
             [
                 sys.executable,
                 "-c",
                 "from libs.cli.main import run; run()",
                 *args,
-                "--kubeconfig",
-                str(self.kubeconfig),
+                *kubeconfig,
                 "--nats-url",
                 self.nats.url,
             ],

@@ -118,6 +118,25 @@ def test_a_missing_secret_is_created_at_once_and_a_due_renewal_waits_for_the_win
         "the renewal-time gauge",
     )
     assert gauge == opens.timestamp(), (datetime.fromtimestamp(gauge, UTC), opens)
+    # `certlc plan` and `certlc status` show the same moment, read from lifecycle
+    (rollout,) = json.loads(stack.certlc("plan", "default/win-wait", "-o", "json", kube=False))[
+        "rollouts"
+    ]
+    assert (rollout["tcp"], rollout["inWindow"]) == ("win-wait", True)
+    assert datetime.fromisoformat(rollout["renewsAt"]) == opens
+    planned = {c["secret"]: c for c in rollout["certificates"]}
+    assert "win-wait-api-server-certificate" in planned
+    assert "win-wait-ca" not in planned  # a CA is rotated by hand
+    rows = {
+        r["secret"]: r
+        for r in json.loads(stack.certlc("status", "default/win-wait", "-o", "json"))[
+            "tenantControlPlanes"
+        ][0]["certificates"]
+    }
+    assert datetime.fromisoformat(rows["win-wait-api-server-certificate"]["renewsAt"]) == opens
+    assert rows["win-wait-api-server-certificate"]["renewsInWindow"] is True
+    assert rows["win-wait-ca"]["renewsAt"] is None
+    assert "RENEWAL" in stack.certlc("status", "default/win-wait").splitlines()[0]
 
     wait_for(lambda: apiserver(stack, "win-wait")[0] != serial, 150, "the renewal")
     renewals = [(at, r) for at, r in requested_at(stack, "win-wait") if r == "expiring"]

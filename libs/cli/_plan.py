@@ -1,0 +1,266 @@
+"""`certlc plan` and the RENEWAL column of `certlc status`: the renewals lifecycle has
+scheduled, read from its schedule API (`certlc.api.v1.schedule`), so that what is shown is what
+lifecycle will do (jitter, each TCP's profile, maintenance windows), never a second computation.
+
+A plan groups them into rollouts: the certificates of one TCP renewed at the same moment are one
+rotation and one rollout. With a rollout budget (read from its document, as rollout enforces
+it), a rollout may have to wait for a slot: `estimate_starts` plays the budget forward, serving
+waiters by deadline as rollout does, assuming each rollout takes `rollout_time`. That part is an
+estimate; the rest is lifecycle's schedule.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from libs.bus import Bus
+from libs.bus.errors import BusError
+from libs.bus.request import NoResponderError, RequestTimeoutError, request
+from libs.cli._opsutil import CliError, Exit, stamp, table
+from libs.contracts import subjects
+from libs.contracts.api import ScheduledRenewal, ScheduleRequest
+from libs.contracts.codec import MalformedMessage, decode_schedule, encode
+from libs.pki import short_human_duration
+
+REQUEST_TIMEOUT = 10.0
+
+
+async def read_schedule(
+    bus: Bus,
+    namespace: str | None,
+    tcp: str | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[list[ScheduledRenewal], datetime | None]:
+    """Every scheduled renewal that matches, page by page, and lifecycle's clock."""
+    found: list[ScheduledRenewal] = []
+    after, now = "", None
+    while True:
+        req = ScheduleRequest(
+            namespace=namespace or "", tcp=tcp or "", since=since, until=until, after=after
+        )
+        try:
+            reply = await request(bus, subjects.API_SCHEDULE, encode(req), max_wait=REQUEST_TIMEOUT)
+        except NoResponderError:
+            raise CliError(
+                Exit.NATS,
+                f"no certlc lifecycle answers on {subjects.API_SCHEDULE} (is it running?)",
+            ) from None
+        except RequestTimeoutError:
+            raise CliError(
+                Exit.NATS, f"certlc lifecycle did not answer within {REQUEST_TIMEOUT:g}s"
+            ) from None
+        except BusError as exc:
+            raise CliError(Exit.NATS, str(exc)) from None
+        if not reply.ok:
+            code = reply.error_code or 500
+            raise CliError(Exit.NATS if code == 503 else Exit.PROBLEM, f"{code} {reply.error}")
+        try:
+            page = decode_schedule(reply.data)
+        except MalformedMessage as exc:
+            raise CliError(Exit.PROBLEM, f"unexpected reply from certlc: {exc}") from None
+        found.extend(page.renewals)
+        now = page.now
+        if not page.more:
+            return found, now
+        after = page.more
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRollout:
+    """The certificates of one TCP renewed at one moment: one rotation, one rollout."""
+
+    namespace: str
+    tcp: str
+    at: datetime  # when lifecycle renews them
+    deadline: datetime  # the earliest NotAfter among them: the budget serves by it
+    secrets: tuple[str, ...]
+    in_window: bool  # False: some could not wait for a window
+    windows: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.tcp)
+
+
+def rollouts(renewals: Iterable[ScheduledRenewal]) -> list[PlannedRollout]:
+    """The renewals grouped per TCP and moment, in order of time, then deadline."""
+    groups: dict[tuple[str, str, datetime], list[ScheduledRenewal]] = defaultdict(list)
+    for r in renewals:
+        groups[(r.namespace, r.tcp, r.at)].append(r)
+    planned = [
+        PlannedRollout(
+            namespace=ns,
+            tcp=tcp,
+            at=at,
+            deadline=min(r.not_after for r in group),
+            secrets=tuple(sorted(r.secret for r in group)),
+            in_window=all(r.in_window for r in group),
+            windows=group[0].windows,
+        )
+        for (ns, tcp, at), group in groups.items()
+    ]
+    return sorted(planned, key=lambda p: (p.at, p.deadline, p.key))
+
+
+def estimate_starts(
+    planned: Sequence[PlannedRollout], total: int, per_namespace: int, rollout_time: timedelta
+) -> list[tuple[PlannedRollout, datetime]]:
+    """When each rollout would start under a budget of `total` at once (and `per_namespace` in
+    one namespace; 0: no limit), each taking `rollout_time`: at its moment, or when a slot
+    frees, waiters served by deadline (earliest NotAfter first) as rollout serves them."""
+    if total <= 0 and per_namespace <= 0:
+        return [(p, p.at) for p in planned]
+    pending = sorted(planned, key=lambda p: p.at)
+    waiting: list[tuple[datetime, datetime, int, PlannedRollout]] = []  # deadline order
+    running: list[tuple[datetime, str]] = []  # (ends, namespace), a heap
+    per_ns: dict[str, int] = defaultdict(int)
+    started: list[tuple[PlannedRollout, datetime]] = []
+    clock, i = (pending[0].at if pending else datetime.min), 0
+    while i < len(pending) or waiting:
+        while i < len(pending) and pending[i].at <= clock:  # those due by now join the queue
+            p = pending[i]
+            heapq.heappush(waiting, (p.deadline, p.at, i, p))
+            i += 1
+        deferred = []
+        while waiting and (total <= 0 or len(running) < total):
+            entry = heapq.heappop(waiting)
+            ns = entry[3].namespace
+            if per_namespace > 0 and per_ns[ns] >= per_namespace:
+                deferred.append(entry)  # passed over, not blocking the others
+                continue
+            started.append((entry[3], clock))
+            heapq.heappush(running, (clock + rollout_time, ns))
+            per_ns[ns] += 1
+        for entry in deferred:
+            heapq.heappush(waiting, entry)
+        # the next moment anything changes: a rollout ends, or the next one falls due
+        moments = [running[0][0]] if running else []
+        if i < len(pending):
+            moments.append(pending[i].at)
+        if not moments:
+            break
+        clock = max(clock, min(moments))
+        while running and running[0][0] <= clock:
+            _, ns = heapq.heappop(running)
+            per_ns[ns] -= 1
+    return sorted(started, key=lambda s: (s[1], s[0].at, s[0].key))
+
+
+def _when(moment: datetime, now: datetime) -> str:
+    delta = moment - now
+    if delta <= timedelta(0):
+        return "now (due)"
+    return f"in {short_human_duration(delta)}"
+
+
+def window_note(p: PlannedRollout) -> str:
+    if not p.windows:
+        return "no window"
+    return "in window" if p.in_window else "outside windows (cannot wait)"
+
+
+def render_plan(
+    started: Sequence[tuple[PlannedRollout, datetime]],
+    now: datetime,
+    budget: tuple[int, int],
+    rollout_time: timedelta,
+    period: tuple[datetime | None, datetime | None],
+) -> list[str]:
+    """The plan as a table, one line per rollout, and a summary per renewal moment."""
+    since, until = period
+    span = (f"from {stamp(since)}" if since else "from now (what is due included)") + (
+        f" until {stamp(until)}" if until else ""
+    )
+    if not started:
+        return [f"No renewals scheduled {span}."]
+    total, per_ns = budget
+    rows = []
+    for p, start in started:
+        waits = start - p.at
+        rows.append([
+            stamp(p.at), _when(p.at, now), f"{p.namespace}/{p.tcp}", str(len(p.secrets)),
+            stamp(p.deadline), window_note(p),
+            f"+{short_human_duration(waits)}" if waits > timedelta(0) else "-",
+        ])  # fmt: skip
+    header = [
+        "RENEWS",
+        "WHEN",
+        "NAMESPACE/TCP",
+        "SECRETS",
+        "FIRST NOTAFTER",
+        "WINDOW",
+        "BUDGET WAIT",
+    ]
+    by_moment: dict[datetime, int] = defaultdict(int)
+    for p, _ in started:
+        by_moment[p.at] += 1
+    busiest = max(by_moment.items(), key=lambda kv: (kv[1], -kv[0].timestamp()))
+    limit = (
+        f"rollout budget {total or 'unlimited'} at once, {per_ns or 'unlimited'} per namespace"
+        if total or per_ns
+        else "no rollout budget"
+    )
+    lines = [
+        f"{len(started)} rollout(s) of {len({p.key for p, _ in started})} TCP(s) {span}; "
+        f"{limit}; budget waits estimated with {short_human_duration(rollout_time)} per rollout",
+        f"busiest moment: {stamp(busiest[0])}, {busiest[1]} rollout(s)",
+        "",
+        *table(header, rows),
+    ]
+    late = [p for p, _ in started if not p.in_window]
+    if late:
+        lines += ["", *(
+            f"- {p.namespace}/{p.tcp}: no maintenance window ({p.windows}) opens in time; "
+            f"renewed at {stamp(p.at)}, NotAfter minus the margin"
+            for p in late
+        )]  # fmt: skip
+    return lines
+
+
+def plan_data(
+    started: Sequence[tuple[PlannedRollout, datetime]],
+    renewals: Sequence[ScheduledRenewal],
+    budget: tuple[int, int],
+    rollout_time: timedelta,
+    period: tuple[datetime | None, datetime | None],
+) -> dict[str, Any]:
+    """The plan as plain data for `-o json`."""
+    by_tcp: defaultdict[tuple[str, str, datetime], list[ScheduledRenewal]] = defaultdict(list)
+    for r in renewals:
+        by_tcp[(r.namespace, r.tcp, r.at)].append(r)
+    since, until = period
+    return {
+        "since": stamp(since) if since else None,
+        "until": stamp(until) if until else None,
+        "budget": {"total": budget[0], "perNamespace": budget[1]},
+        "rolloutSecondsAssumed": rollout_time.total_seconds(),
+        "rollouts": [
+            {
+                "namespace": p.namespace,
+                "tcp": p.tcp,
+                "renewsAt": stamp(p.at),
+                "estimatedStart": stamp(start),
+                "deadline": stamp(p.deadline),
+                "inWindow": p.in_window,
+                "windows": p.windows,
+                "certificates": [
+                    {
+                        "secret": r.secret,
+                        "kind": r.kind,
+                        "notAfter": stamp(r.not_after),
+                        "due": stamp(r.due),
+                        "renewsAt": stamp(r.at),
+                        "inWindow": r.in_window,
+                    }
+                    for r in sorted(by_tcp[(p.namespace, p.tcp, p.at)], key=lambda r: r.secret)
+                ],
+            }
+            for p, start in started
+        ],
+    }
