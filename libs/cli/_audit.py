@@ -43,7 +43,10 @@ def _requested(e: RotationRequested) -> str:
     text = f"{e.reason!s}: {', '.join(e.secrets)}"
     if e.ca_rotation:
         text += " (CA rotation)"
-    return text + (f" by {e.requester}" if e.requester else "")
+    text += f" by {e.requester}" if e.requester else ""
+    if e.not_before is not None:
+        text += f", waiting for the maintenance window at {stamp(e.not_before)}"
+    return text
 
 
 _DETAILS: dict[type[Any], Callable[[Any], str]] = {

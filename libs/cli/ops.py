@@ -44,6 +44,7 @@ from libs.cli._opsutil import (
     parse_timeout,
     run_async,
     run_command,
+    stamp,
     tcp_ref,
 )
 from libs.cli._plan import estimate_starts, plan_data, read_schedule, render_plan, rollouts
@@ -167,6 +168,12 @@ def register(subparsers: Any) -> None:
     )
     rotate.add_argument(
         "--wait", action="store_true", help="follow the rotation until its rollout ends"
+    )
+    rotate.add_argument(
+        "--wait-for-window",
+        action="store_true",
+        help="start it only in one of the TCP's maintenance windows (at once when one is open "
+        "or the TCP has none)",
     )
     rotate.add_argument(
         "--timeout",
@@ -399,6 +406,7 @@ def _rotate(args: argparse.Namespace) -> int:
             note=args.reason,
             requester=args.requester,
             request_id=args.request_id,
+            wait_for_window=args.wait_for_window,
         )
     except (KeyMaterialError, ValueError) as exc:
         fail(Exit.USAGE, f"bad request: {exc}")
@@ -497,6 +505,11 @@ async def _rotate_async(args: argparse.Namespace, req: RotateRequest) -> int:
         if req.note:
             print(f"reason: {req.note}")
         print(f"re-issuing {len(names)} Secret(s): {', '.join(names)}", flush=True)
+        if accepted.not_before is not None:
+            print(
+                f"waiting for the maintenance window that opens at {stamp(accepted.not_before)}",
+                flush=True,
+            )
         if reader is None:
             return Exit.OK
         return await _follow(reader, accepted, args.timeout)

@@ -32,6 +32,8 @@ class RotateRequest(Message, frozen=True, kw_only=True, tag="rotate.request"):
     note: str = ""
     requester: str = "anonymous"
     request_id: str = ""  # optional idempotency key chosen by the caller
+    # Start it only when one of the TCP's maintenance windows is open (at once without any).
+    wait_for_window: bool = False
 
 
 class RotateAccepted(Message, frozen=True, kw_only=True, tag="rotate.accepted"):
@@ -40,6 +42,7 @@ class RotateAccepted(Message, frozen=True, kw_only=True, tag="rotate.accepted"):
     tcp: str
     secrets: tuple[str, ...]
     ca_rotation: bool = False
+    not_before: datetime | None = None  # waits for a maintenance window opening then; None: now
 
 
 MAX_SCHEDULE_PAGE = 1000
@@ -105,6 +108,7 @@ class RotationRequested(AuditEvent, frozen=True, kw_only=True, tag="rotation.req
     detail: str = ""
     requester: str = ""
     ca_rotation: bool = False
+    not_before: datetime | None = None  # a requested rotation waiting for a maintenance window
 
 
 class RotationRejected(AuditEvent, frozen=True, kw_only=True, tag="rotation.rejected"):

@@ -13,6 +13,10 @@ against the revision it read, so two replicas never overwrite each other's step.
                                                                                          v   |
                                                                            failed (rollout)
 
+A requested rotation that waits for a maintenance window (`wait_for_window`) starts as
+`scheduled`, with `not_before`; lifecycle asks for it (`requested`) when that moment comes, and
+refreshes it daily meanwhile.
+
 `failed` is never final: an issuance failure is retried after an exponential backoff (the
 issuer's message comes back then), or at once on a new cause (lifecycle re-sends the command when
 a signing Secret changed); a failed rollout keeps being checked, and completes when the
@@ -41,6 +45,7 @@ REFRESH = timedelta(days=1)
 
 
 class Phase(enum.StrEnum):
+    SCHEDULED = "scheduled"  # requested for a maintenance window: lifecycle asks at not_before
     REQUESTED = "requested"  # lifecycle asked; the issuer has not started
     ISSUING = "issuing"  # the issuer is minting and writing
     WRITTEN = "written"  # Secrets written; rollout has not patched yet
@@ -97,6 +102,7 @@ class RotationRecord(Fact, frozen=True, kw_only=True):
     written_at: datetime | None = None
     rollout_since: datetime | None = None
     completed_at: datetime | None = None
+    not_before: datetime | None = None  # a scheduled rotation: the window opening it waits for
 
     @property
     def open(self) -> bool:
@@ -152,6 +158,16 @@ class Requested:
 
 
 @dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A requested rotation to ask for at `not_before`, when a maintenance window opens."""
+
+    command: RotateCommand
+    signers: dict[str, str]
+    at: datetime
+    not_before: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class IssueStarted:
     """The issuer takes the command (a redelivery after a crash counts as another attempt)."""
 
@@ -183,7 +199,7 @@ class RolloutSeen:
     message: str = ""
 
 
-Observation = Requested | IssueStarted | IssueFailed | Written | RolloutSeen
+Observation = Requested | Scheduled | IssueStarted | IssueFailed | Written | RolloutSeen
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +243,8 @@ def advance(record: RotationRecord | None, obs: Observation) -> Step:
     match obs:
         case Requested():
             return _requested(record, obs)
+        case Scheduled():
+            return _scheduled(record, obs)
         case IssueStarted():
             return _issue_started(record, obs)
         case IssueFailed():
@@ -241,9 +259,22 @@ def _failed_issuing(record: RotationRecord) -> bool:
     return record.phase is Phase.FAILED and record.stage is Stage.ISSUE
 
 
+def _scheduled(record: RotationRecord | None, obs: Scheduled) -> Step:
+    if record is None:
+        new = _new(obs.command, Phase.SCHEDULED, obs.at, signers=obs.signers)
+        return Step(msgspec.structs.replace(new, not_before=obs.not_before), True)
+    if record.phase is Phase.SCHEDULED and record.not_before != obs.not_before:  # moved on
+        return Step(
+            msgspec.structs.replace(record, not_before=obs.not_before, updated_at=obs.at), True
+        )
+    return _same(record, obs.at)
+
+
 def _requested(record: RotationRecord | None, obs: Requested) -> Step:
     if record is None:
         return Step(_new(obs.command, Phase.REQUESTED, obs.at, signers=obs.signers), True)
+    if record.phase is Phase.SCHEDULED:  # its window opened: asked now
+        return Step(msgspec.structs.replace(record, phase=Phase.REQUESTED, updated_at=obs.at), True)
     if _failed_issuing(record) and record.signers != obs.signers:  # a new cause: ask again now
         again = msgspec.structs.replace(
             record,
@@ -263,7 +294,7 @@ def _requested(record: RotationRecord | None, obs: Requested) -> Step:
 def _issue_started(record: RotationRecord | None, obs: IssueStarted) -> Step:
     if record is None:  # a command without a record (sent by hand, or the record expired)
         return Step(_new(obs.command, Phase.ISSUING, obs.at, attempts=1), True)
-    if record.phase in (Phase.REQUESTED, Phase.ISSUING) or _failed_issuing(record):
+    if record.phase in (Phase.SCHEDULED, Phase.REQUESTED, Phase.ISSUING) or _failed_issuing(record):
         started = msgspec.structs.replace(
             record,
             phase=Phase.ISSUING,
@@ -295,7 +326,9 @@ def _issue_failed(record: RotationRecord | None, obs: IssueFailed) -> Step:
 def _written(record: RotationRecord | None, obs: Written) -> Step:
     if record is None:
         return Step(None, False)
-    if record.phase not in (Phase.REQUESTED, Phase.ISSUING) and not _failed_issuing(record):
+    if record.phase not in (Phase.SCHEDULED, Phase.REQUESTED, Phase.ISSUING) and not (
+        _failed_issuing(record)
+    ):
         return _same(record, obs.at)
     done = msgspec.structs.replace(
         record,

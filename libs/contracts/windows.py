@@ -121,17 +121,26 @@ def open_at(windows: Sequence[Window], moment: datetime) -> bool:
     return not windows or slot(tuple(windows), moment, moment).in_window
 
 
+def next_open(windows: Sequence[Window], moment: datetime) -> datetime | None:
+    """The first moment at or after `moment` when a window is open (`moment` itself without
+    windows); None when none ever opens again."""
+    if not windows:
+        return moment
+    best: datetime | None = None
+    for window in windows:
+        # The windows that are still open at `moment` opened less than `duration` before it.
+        start = window.opening_after(moment - window.duration)
+        if start is not None and (best is None or max(moment, start) < best):
+            best = max(moment, start)
+    return best
+
+
 @lru_cache(maxsize=65536)
 def slot(windows: tuple[Window, ...], due: datetime, latest: datetime) -> Slot:
     """When a renewal due at `due` happens (module docstring). Without windows: at `due`."""
     if not windows:
         return Slot(due, True)
-    best: datetime | None = None
-    for window in windows:
-        # The windows that are still open at `due` opened less than `duration` before it.
-        start = window.opening_after(due - window.duration)
-        if start is not None and (best is None or max(due, start) < best):
-            best = max(due, start)
+    best = next_open(windows, due)
     if best is not None and best <= max(due, latest):
         return Slot(best, True)
     return Slot(max(due, latest), False)

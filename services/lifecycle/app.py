@@ -49,7 +49,13 @@ from libs.contracts.messages import (
     RotateCommand,
     TcpDeleted,
 )
-from libs.contracts.records import ROTATIONS_BUCKET, Requested, key_parts
+from libs.contracts.records import (
+    ROTATIONS_BUCKET,
+    Requested,
+    RotationRecord,
+    Scheduled,
+    key_parts,
+)
 from libs.contracts.windows import Window
 from libs.pki import SecretKind
 from libs.runtime import metrics, topology
@@ -61,6 +67,7 @@ from services.lifecycle import schedule
 from services.lifecycle.deadline import rotation_deadline
 from services.lifecycle.policy import (
     Decision,
+    OutsideWindow,
     PolicySettings,
     Resend,
     Rotation,
@@ -71,6 +78,7 @@ from services.lifecycle.policy import (
     scheduled,
     signer_versions,
     tcp_windows,
+    window_later,
 )
 from services.lifecycle.requests import Rejected, resolve
 from services.lifecycle.state import FleetState, TcpKey
@@ -299,6 +307,8 @@ class Lifecycle:
             await self.send(key, rotation, now, requester="certlc-lifecycle")
         for resend in decision.resends:
             await self.resend(resend, now)
+        for record, not_before in decision.reschedules:
+            await self.reschedule(record, not_before, now)
         for trip in decision.loop_trips:
             metrics.LOOP_GUARD_TRIPS.labels(trip.kind.value).inc()
             log.warning(
@@ -370,27 +380,57 @@ class Lifecycle:
                 mark_id = f"{tcp.uid}:external:{external.not_after.isoformat()}"
                 await publish_audit(self.bus, ext, mark_id)
         for outside in decision.outside_window:
-            which = ",".join(k.value for k in outside.kinds)
-            mark = (key, "window:" + which, outside.not_after)
-            if mark in self.warned:
-                continue
-            self.warned.add(mark)
-            log.warning(outside.message, extra={"namespace": ns, "tcp": name})
-            late = RenewalOutsideWindow(
-                namespace=ns,
-                tcp=name,
-                at=now,
-                secrets=tuple(f"{name}-{k.value}" for k in outside.kinds),
-                not_after=outside.not_after,
-                message=outside.message[:1024],
-            )
-            digest = hashlib.sha256(which.encode()).hexdigest()[:12]
-            mark_id = f"{tcp.uid}:window:{digest}:{outside.not_after.isoformat()}"
-            await publish_audit(self.bus, late, mark_id)
+            await self.report_outside_window(key, tcp.uid, outside, now)
         if decision.next_check is not None:
             heapq.heappush(self.timers, (decision.next_check, key))
 
-    async def send(self, key: TcpKey, rotation: Rotation, now: datetime, *, requester: str) -> None:
+    async def report_outside_window(
+        self, key: TcpKey, uid: str, outside: OutsideWindow, now: datetime
+    ) -> None:
+        """A renewal that could not wait for a window: logged, and one audit event for it."""
+        ns, name = key
+        which = ",".join(k.value for k in outside.kinds)
+        mark = (key, "window:" + which, outside.not_after)
+        if mark in self.warned:
+            return
+        self.warned.add(mark)
+        log.warning(outside.message, extra={"namespace": ns, "tcp": name})
+        late = RenewalOutsideWindow(
+            namespace=ns,
+            tcp=name,
+            at=now,
+            secrets=tuple(f"{name}-{k.value}" for k in outside.kinds),
+            not_after=outside.not_after,
+            message=outside.message[:1024],
+        )
+        digest = hashlib.sha256(which.encode()).hexdigest()[:12]
+        mark_id = f"{uid}:window:{digest}:{outside.not_after.isoformat()}"
+        await publish_audit(self.bus, late, mark_id)
+
+    async def reschedule(self, record: RotationRecord, not_before: datetime, now: datetime) -> None:
+        """Write a scheduled rotation again: moved to `not_before`, or refreshed."""
+        observation = Scheduled(record.command(now), dict(record.signers), now, not_before)
+        moved = await self.store.advance(record.namespace, record.tcp, record.id, observation)
+        if moved is not None:
+            self.state.put_record(moved)
+        if not_before != record.not_before:
+            log.info(
+                "scheduled rotation moved to the next maintenance window, %s",
+                not_before.isoformat(),
+                extra={"namespace": record.namespace, "tcp": record.tcp, "rotation_id": record.id},
+            )
+
+    async def send(
+        self,
+        key: TcpKey,
+        rotation: Rotation,
+        now: datetime,
+        *,
+        requester: str,
+        not_before: datetime | None = None,
+    ) -> None:
+        """Record the rotation and publish its command; with `not_before`, only record it
+        (`scheduled`): the TCP's evaluation at that moment asks for it."""
         ns, name = key
         tcp = self.state.tcps[key]
         command = RotateCommand(
@@ -410,16 +450,24 @@ class Lifecycle:
             ),
         )
         # The record first: if the publish below fails, the record says what is owed.
-        record = await self.store.advance(
-            ns, name, rotation.id, Requested(command, rotation.signers, now)
+        observation = (
+            Requested(command, rotation.signers, now)
+            if not_before is None
+            else Scheduled(command, rotation.signers, now, not_before)
         )
+        record = await self.store.advance(ns, name, rotation.id, observation)
         if record is not None:
             self.state.put_record(record)
-        ack = await publish(
-            self.bus, subjects.rotate(ns, name), encode(command), msg_id=rotation.id
-        )
-        if ack.duplicate:
-            return
+        if not_before is None:
+            ack = await publish(
+                self.bus, subjects.rotate(ns, name), encode(command), msg_id=rotation.id
+            )
+            if ack.duplicate:
+                return
+        else:
+            if record is not None and record.not_before != not_before:
+                return  # a retried request of one already scheduled (or started)
+            heapq.heappush(self.timers, (not_before, key))
         metrics.ROTATIONS_REQUESTED.labels(rotation.reason.value).inc()
         log.info(
             "rotation requested: %s",
@@ -441,6 +489,7 @@ class Lifecycle:
             detail=command.detail,
             requester=requester,
             ca_rotation=rotation.ca_rotation,
+            not_before=not_before,
         )
         await publish_audit(self.bus, audit, rotation.id)
 
@@ -499,13 +548,23 @@ class Lifecycle:
                 evidence=verdict.evidence,
                 signers=signer_versions(verdict.kinds, view) if view is not None else {},
             )
-            await self.send(key, rotation, now, requester=req.requester)
+            not_before = (
+                window_later(view, now, self.policy)
+                if req.wait_for_window and view is not None
+                else None
+            )
+            await self.send(key, rotation, now, requester=req.requester, not_before=not_before)
+            if not_before is not None:  # a retried request: the moment first chosen
+                record = self.state.rotations.get(key, {}).get(rotation.id)
+                if record is not None:
+                    not_before = record.not_before
         accepted = RotateAccepted(
             id=verdict.id,
             namespace=req.namespace,
             tcp=req.tcp,
             secrets=tuple(k.value for k in verdict.kinds),
             ca_rotation=verdict.ca_rotation,
+            not_before=not_before,
         )
         return encode(accepted)
 

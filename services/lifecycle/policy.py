@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from libs.contracts.messages import CertFacts, Reason, SecretObserved, TcpObserved
-from libs.contracts.records import Phase, RotationRecord, Stage
-from libs.contracts.windows import Slot, Window, slot
+from libs.contracts.records import REFRESH, Phase, RotationRecord, Stage
+from libs.contracts.windows import Slot, Window, next_open, open_at, slot
 from libs.pki.overrides import FleetProfile, Rejected, tcp_profile
 from libs.pki.profiles import (
     CA_SIGNED_KINDS,
@@ -153,6 +153,9 @@ class OutsideWindow:
     message: str
 
 
+Reschedule = tuple[RotationRecord, datetime]  # a scheduled rotation and its (new) not_before
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     rotations: tuple[Rotation, ...] = ()
@@ -163,6 +166,7 @@ class Decision:
     external_warning: ExternalWarning | None = None
     rejected: tuple[Rejected, ...] = ()  # profile annotations ignored, to report
     outside_window: tuple[OutsideWindow, ...] = ()  # renewals that could not wait, to report
+    reschedules: tuple[Reschedule, ...] = ()  # scheduled rotations' records to write again
 
 
 # --- the chain for one Secret -----------------------------------------------------------
@@ -372,14 +376,26 @@ def _recently_issued(kind: SecretKind, state: TcpState, now: datetime, cfg: Poli
     )
 
 
+def started(record: RotationRecord) -> bool:
+    """Open and asked for: not completed, and not a requested rotation still waiting for its
+    maintenance window (which covers nothing until then: a missing Secret does not wait)."""
+    return record.open and record.phase is not Phase.SCHEDULED
+
+
 def _in_flight(kind: SecretKind, evidence: str, state: TcpState) -> bool:
-    """An open rotation (failed ones included: they are retried) already covers this."""
-    return any(r.open and r.resource_versions.get(kind.value) == evidence for r in state.rotations)
+    """A started rotation (failed ones included: they are retried) already covers this."""
+    return any(
+        started(r) and r.resource_versions.get(kind.value) == evidence for r in state.rotations
+    )
 
 
-def ca_rotation_open(state: TcpState) -> RotationRecord | None:
-    """The TCP's CA rotation that has not completed, if any (a first CA is one too)."""
-    return next((r for r in state.rotations if r.open and r.ca_rotation), None)
+def ca_rotation_open(state: TcpState, *, scheduled: bool = False) -> RotationRecord | None:
+    """The TCP's CA rotation that has started and not completed, if any (a first CA is one
+    too); with `scheduled`, also one waiting for its maintenance window."""
+    return next(
+        (r for r in state.rotations if r.ca_rotation and (started(r) or (scheduled and r.open))),
+        None,
+    )
 
 
 SIGNER_KINDS = {Signer.CA: SecretKind.CA, Signer.FRONT_PROXY_CA: SecretKind.FRONT_PROXY_CA}
@@ -418,7 +434,11 @@ def resends(state: TcpState, now: datetime, cfg: PolicySettings) -> tuple[Resend
     """Recorded rotations to send again: lost, or failed with a new cause."""
     found: list[Resend] = []
     for record in state.rotations:
-        if record.phase is Phase.REQUESTED and now >= resend_due(record, cfg):
+        if record.phase is Phase.SCHEDULED and now >= (record.not_before or now):
+            if window_later(state, now, cfg) is None:
+                why = "its maintenance window is open"
+                found.append(Resend(record, dict(record.signers), why, token=""))
+        elif record.phase is Phase.REQUESTED and now >= resend_due(record, cfg):
             why = f"not taken up within {now - record.updated_at}"
             found.append(Resend(record, dict(record.signers), why, token=""))
         elif record.phase is Phase.FAILED and record.stage is Stage.ISSUE:
@@ -466,7 +486,43 @@ def _next_check(
     if client is not None and client.not_after - cfg.deadline > now:
         times.append(client.not_after - cfg.deadline)
     times.extend(resend_due(r, cfg) for r in state.rotations if r.phase is Phase.REQUESTED)
+    for r in state.rotations:
+        if r.phase is Phase.SCHEDULED:  # asked for at its moment, and kept meanwhile
+            at = r.not_before or now
+            if at <= now:  # its moment came outside the windows: the next opening
+                at = window_later(state, now, cfg) or now
+            # never in the past: a write that failed is tried again a second later
+            times.append(max(min(at, r.updated_at + REFRESH), now + timedelta(seconds=1)))
     return min(times) if times else None
+
+
+def window_later(state: TcpState, now: datetime, cfg: PolicySettings) -> datetime | None:
+    """When the TCP's next maintenance window opens, if none is open `now` (None: one is open,
+    the TCP has none, or none ever opens again)."""
+    windows = tcp_windows(state.tcp, cfg)
+    if open_at(windows, now):
+        return None
+    later = next_open(windows, now)
+    return later if later is not None and later > now else None
+
+
+def reschedules(state: TcpState, now: datetime, cfg: PolicySettings) -> tuple[Reschedule, ...]:
+    """The scheduled rotations to write again rather than ask for: one whose moment came while
+    no window is open (lifecycle was down through the window, or the TCP's windows changed)
+    moves to the next opening; one still waiting is rewritten daily, so that a long wait does
+    not let its record expire (libs/contracts/records.py)."""
+    found: list[Reschedule] = []
+    for r in state.rotations:
+        if r.phase is not Phase.SCHEDULED:
+            continue
+        at = r.not_before or now
+        if now >= at:
+            later = window_later(state, now, cfg)
+            if later is not None:
+                found.append((r, later))
+        elif now - r.updated_at >= REFRESH:
+            found.append((r, at))
+    return tuple(found)
 
 
 def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
@@ -544,6 +600,7 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
         external_warning(state, now, cfg),
         rejected=tcp_profile(tcp.annotations, cfg.fleet)[1],
         outside_window=outside_windows(rotations, state, cfg),
+        reschedules=reschedules(state, now, cfg),
     )
 
 

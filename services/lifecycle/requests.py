@@ -70,7 +70,7 @@ def resolve(request: RotateRequest, state: TcpState | None) -> Accepted | Reject
         return Rejected(ServiceErrorCode.NOT_FOUND, f"unknown TenantControlPlane {where}")
     if state.tcp.paused:
         return Rejected(ServiceErrorCode.LOCKED, f"TenantControlPlane {where} is paused")
-    ongoing = ca_rotation_open(state)
+    ongoing = ca_rotation_open(state, scheduled=True)
     if ongoing is not None:
         return Rejected(
             ServiceErrorCode.CONFLICT,

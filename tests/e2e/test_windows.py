@@ -183,3 +183,38 @@ def test_a_bad_window_annotation_is_a_warning_event_that_names_it(stack: Stack) 
     assert len(warnings) == 1
     assert MAINTENANCE_WINDOW_ANNOTATION in warnings[0].message
     assert "bad cron expression '0 25 * * *'" in warnings[0].message
+
+
+def test_a_requested_rotation_may_wait_for_the_window(stack: Stack) -> None:
+    """`certlc rotate --wait-for-window` outside the window: accepted at once, recorded as
+    scheduled (certlc status), issued once the window opens and not before."""
+    tcp = "win-req"
+    # a leaf validity of an hour: nothing falls due by age meanwhile
+    create_tenant(stack, tcp, {LEAF_VALIDITY_ANNOTATION: "1h"})
+    stack.first_issued(tcp, timeout=60)
+    stack.quiet(tcp)
+    now = datetime.now(UTC)
+    time.sleep((30 - now.second - now.microsecond / 1e6) % 60)  # second 30: the window closed
+    asked = datetime.now(UTC)
+    assert not in_window(asked)
+    out = stack.certlc("rotate", f"default/{tcp}", "admin-kubeconfig", "--wait-for-window")
+    rotation = out.split()[1]
+    opens = asked.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    assert f"waiting for the maintenance window that opens at {opens:%Y-%m-%dT%H:%M:%SZ}" in out
+    (record,) = json.loads(stack.certlc("status", f"default/{tcp}", "-o", "json"))["rotations"]
+    assert (record["id"], record["phase"]) == (rotation, "scheduled")
+    requested = [json.loads(d) for d in stack.tap.audit(tcp, "rotation-requested")]
+    assert [r["not_before"] for r in requested if r["rotation_id"] == rotation] == [
+        f"{opens:%Y-%m-%dT%H:%M:%SZ}"
+    ]
+
+    def issued() -> list[datetime]:
+        return [
+            datetime.fromisoformat(e["at"])
+            for e in map(json.loads, stack.tap.audit(tcp, "certificate-issued"))
+            if e["rotation_id"] == rotation
+        ]
+
+    (at,) = wait_for(issued, 90, "the requested rotation issued")
+    assert opens <= at < opens + OPEN, f"asked {asked}, window from {opens}, issued at {at}"
+    wait_for(lambda: stack.rotations_done(tcp), 60, "the requested rotation completed")

@@ -19,6 +19,7 @@ from libs.contracts.records import (
     RolloutSeen,
     RolloutState,
     RotationRecord,
+    Scheduled,
     Stage,
     Written,
     advance,
@@ -49,6 +50,8 @@ def rec(phase: Phase, **kw: object) -> RotationRecord:
     return msgspec.structs.replace(base, phase=phase, **kw)
 
 
+T2 = T0 + timedelta(hours=14)  # a window opening
+SCHEDULED = rec(P.SCHEDULED, not_before=T2)
 FAILED_ISSUE = rec(P.FAILED, stage=S.ISSUE, attempts=2, last_error="boom", next_retry=T1)
 FAILED_ROLLOUT = rec(P.FAILED, stage=S.ROLLOUT, rollout=R.FAILED, last_error="deadline")
 
@@ -62,6 +65,13 @@ FAILED_ROLLOUT = rec(P.FAILED, stage=S.ROLLOUT, rollout=R.FAILED, last_error="de
         (FAILED_ISSUE, Requested(CMD, {"ca": "1"}, T1), P.FAILED, S.ISSUE, 2),  # same cause
         (rec(P.ISSUING, attempts=1), Requested(CMD, {"ca": "1"}, T1), P.ISSUING, S.NONE, 1),
         (rec(P.REQUESTED), Requested(CMD, {"ca": "1"}, T1), P.REQUESTED, S.NONE, 0),  # re-sent
+        # a requested rotation that waits for a maintenance window, then is asked for
+        (None, Scheduled(CMD, {"ca": "1"}, T0, T2), P.SCHEDULED, S.NONE, 0),
+        (SCHEDULED, Scheduled(CMD, {"ca": "1"}, T1, T2), P.SCHEDULED, S.NONE, 0),  # a retry
+        (SCHEDULED, Requested(CMD, {"ca": "1"}, T2), P.REQUESTED, S.NONE, 0),  # window open
+        (SCHEDULED, IssueStarted(CMD, T2), P.ISSUING, S.NONE, 1),  # sent, then a crash
+        (rec(P.ISSUING, attempts=1), Scheduled(CMD, {}, T1, T2), P.ISSUING, S.NONE, 1),
+        (rec(P.COMPLETED), Scheduled(CMD, {}, T1, T2), P.COMPLETED, S.NONE, 0),
         # the issuer takes it, fails, retries
         (rec(P.REQUESTED), IssueStarted(CMD, T1), P.ISSUING, S.NONE, 1),
         (rec(P.ISSUING, attempts=1), IssueStarted(CMD, T1), P.ISSUING, S.NONE, 2),  # crashed
@@ -101,6 +111,25 @@ def test_should_move_a_record_only_as_the_table_says(
     if moved:
         assert step.changed
         assert step.record.updated_at == obs.at
+
+
+def test_should_keep_when_a_scheduled_rotation_starts_and_move_it_to_a_later_window() -> None:
+    created = advance(None, Scheduled(CMD, {"ca": "1"}, T0, T2)).record
+    assert created is not None
+    assert (created.not_before, created.signers, created.open) == (T2, {"ca": "1"}, True)
+    later = T2 + timedelta(days=1)
+    moved = advance(created, Scheduled(CMD, {"ca": "1"}, T2, later))
+    assert moved.changed
+    assert moved.record is not None
+    assert (moved.record.not_before, moved.record.updated_at) == (later, T2)
+    assert not advance(created, Scheduled(CMD, {"ca": "1"}, T1, T2)).changed  # same moment
+    refreshed = advance(created, Scheduled(CMD, {"ca": "1"}, T0 + REFRESH, T2))
+    assert refreshed.changed  # a day old: rewritten so that it does not expire
+    assert refreshed.record is not None
+    assert refreshed.record.updated_at == T0 + REFRESH
+    asked = advance(created, Requested(CMD, {"ca": "1"}, T2)).record
+    assert asked is not None
+    assert (asked.phase, asked.not_before, asked.resends) == (P.REQUESTED, T2, 0)
 
 
 def test_should_count_the_copies_of_a_command_nobody_took_up() -> None:
