@@ -28,6 +28,7 @@ from libs.contracts.codec import MalformedMessage, decode_schedule, encode
 from libs.pki import short_human_duration
 
 REQUEST_TIMEOUT = 10.0
+ROLLOUT_TIME = timedelta(minutes=1)  # what one rollout is assumed to take, by default
 
 
 async def read_schedule(
@@ -150,6 +151,23 @@ def estimate_starts(
             _, ns = heapq.heappop(running)
             per_ns[ns] -= 1
     return sorted(started, key=lambda s: (s[1], s[0].at, s[0].key))
+
+
+def budget_waits(
+    fleet: Sequence[ScheduledRenewal], total: int, per_namespace: int, rollout_time: timedelta
+) -> dict[tuple[str, str], timedelta]:
+    """(namespace, Secret) -> how long the rollout that renews it would wait for a budget slot,
+    for those that would wait, from the fleet's renewals (`estimate_starts`)."""
+    if total <= 0 and per_namespace <= 0:
+        return {}
+    started = estimate_starts(rollouts(fleet), total, per_namespace, rollout_time)
+    starts = {(p.namespace, p.tcp, p.at): start for p, start in started}
+    waits: dict[tuple[str, str], timedelta] = {}
+    for r in fleet:
+        wait = starts[(r.namespace, r.tcp, r.at)] - r.at
+        if wait > timedelta(0):
+            waits[(r.namespace, r.secret)] = wait
+    return waits
 
 
 def _when(moment: datetime, now: datetime) -> str:

@@ -308,19 +308,31 @@ Renewals = Mapping[tuple[str, str], ScheduledRenewal]
 """The next renewal of each certificate lifecycle renews for its age, by (namespace, Secret)."""
 
 
-def renewal_text(renewal: ScheduledRenewal | None, now: datetime) -> str:
+Waits = Mapping[tuple[str, str], timedelta]
+"""The estimated rollout budget wait of the certificates whose rollout would wait, likewise."""
+
+
+def renewal_text(
+    renewal: ScheduledRenewal | None, now: datetime, wait: timedelta | None = None
+) -> str:
     """When lifecycle renews a certificate: `in 3d`, `due` when it is being renewed, with
-    the window it waits for; `-` for what it does not renew for its age (CAs, copies)."""
+    the window it waits for and the estimated rollout budget wait (`+2m budget`); `-` for what
+    it does not renew for its age (CAs, copies)."""
     if renewal is None:
         return "-"
     delta = renewal.at - now
     when = f"in {short_human_duration(delta)}" if delta > timedelta(0) else "due"
-    if not renewal.windows:
-        return when
-    return f"{when} (window)" if renewal.in_window else f"{when} (no window in time)"
+    notes = []
+    if renewal.windows:
+        notes.append("window" if renewal.in_window else "no window in time")
+    if wait:
+        notes.append(f"+{short_human_duration(wait)} budget")
+    return f"{when} ({', '.join(notes)})" if notes else when
 
 
-def render_table(report: StatusReport, renewals: Renewals | None = None) -> str:
+def render_table(
+    report: StatusReport, renewals: Renewals | None = None, waits: Waits | None = None
+) -> str:
     """One table like `kubeadm certs check-expiration` (CA rows included), then the notes;
     with `renewals`, a column of each certificate's next renewal as lifecycle scheduled it."""
     if not report.tcps:
@@ -336,7 +348,8 @@ def render_table(report: StatusReport, renewals: Renewals | None = None) -> str:
             residual = short_human_duration(r.not_after - now) if r.not_after else "-"
             row = [where, r.secret, expires, residual, r.signer, r.status_text()]
             if renewals is not None:
-                row.insert(4, renewal_text(renewals.get((t.namespace, r.secret)), now))
+                at = (t.namespace, r.secret)
+                row.insert(4, renewal_text(renewals.get(at), now, (waits or {}).get(at)))
             rows.append(row)
     header = ["NAMESPACE/TCP", "SECRET", "EXPIRES", "RESIDUAL TIME", "SIGNER", "STATUS"]
     if renewals is not None:
@@ -368,7 +381,9 @@ def render_table(report: StatusReport, renewals: Renewals | None = None) -> str:
     return "\n".join(lines)
 
 
-def as_data(report: StatusReport, renewals: Renewals | None = None) -> dict[str, Any]:
+def as_data(
+    report: StatusReport, renewals: Renewals | None = None, waits: Waits | None = None
+) -> dict[str, Any]:
     """The report as plain data for `-o json|yaml`; with `renewals`, each certificate's next
     renewal (`renewsAt`, `renewsInWindow`; null for what lifecycle does not renew for its age)."""
     now = report.now
@@ -378,9 +393,11 @@ def as_data(report: StatusReport, renewals: Renewals | None = None) -> dict[str,
         extra: dict[str, Any] = {}
         if renewals is not None:
             renewal = renewals.get((t.namespace, r.secret))
+            wait = (waits or {}).get((t.namespace, r.secret))
             extra = {
                 "renewsAt": stamp(renewal.at) if renewal else None,
                 "renewsInWindow": renewal.in_window if renewal else None,
+                "budgetWaitSeconds": int(wait.total_seconds()) if wait and renewal else None,
             }
         return {
             "secret": r.secret,

@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,7 +48,15 @@ from libs.cli._opsutil import (
     stamp,
     tcp_ref,
 )
-from libs.cli._plan import estimate_starts, plan_data, read_schedule, render_plan, rollouts
+from libs.cli._plan import (
+    ROLLOUT_TIME,
+    budget_waits,
+    estimate_starts,
+    plan_data,
+    read_schedule,
+    render_plan,
+    rollouts,
+)
 from libs.cli._rotate import (
     RotationWatch,
     TargetError,
@@ -228,7 +237,7 @@ def register(subparsers: Any) -> None:
     plan.add_argument(
         "--rollout-time",
         type=parse_duration,
-        default=timedelta(minutes=1),
+        default=ROLLOUT_TIME,
         help="how long one rollout takes, for the budget estimate (default 1m)",
     )
     plan.add_argument("-o", "--output", choices=("table", "json"), default="table")
@@ -262,19 +271,22 @@ def _status(args: argparse.Namespace) -> int:
         report = collect(kube, namespace=namespace, name=name, now=now, deadline=args.deadline)
     finally:
         kube.close()
-    records: list[RotationRecord] = []
-    slots = Slots()
+    seen = BusView(unscheduled="not read (--no-rotations)" if args.no_rotations else "")
     unread = ""
-    renewals: dict[tuple[str, str], ScheduledRenewal] | None = None
-    unscheduled = "not read (--no-rotations)" if args.no_rotations else ""
     if not args.no_rotations:
         try:
-            records, slots, renewals, unscheduled = run_async(_open_records(args, namespace, name))
+            seen = run_async(_open_records(args, namespace, name))
         except CliError as exc:
             unread = exc.message
+    records, slots, renewals, unscheduled = (
+        seen.records,
+        seen.slots,
+        seen.renewals,
+        seen.unscheduled,
+    )
     ok = report.ok and not any(r.phase is Phase.FAILED for r in records)
     if args.output == "table":
-        print(render_table(report, renewals))
+        print(render_table(report, renewals, seen.waits))
         lines = ["", f"- open rotations not shown: {unread}"] if unread else []
         if unscheduled and report.tcps and not unread and not args.no_rotations:
             lines += ["", f"- next renewals not shown: {unscheduled}"]
@@ -282,7 +294,7 @@ def _status(args: argparse.Namespace) -> int:
         if lines:
             print("\n".join(lines))
     else:
-        data = as_data(report, renewals)
+        data = as_data(report, renewals, seen.waits)
         data["ok"] = ok
         if unscheduled:
             data["renewalsError"] = unscheduled
@@ -296,11 +308,25 @@ def _status(args: argparse.Namespace) -> int:
     return Exit.OK if ok else Exit.PROBLEM
 
 
+@dataclass(frozen=True)
+class BusView:
+    """What `status` reads from NATS: the open rotation records, the rollout budget's document,
+    the next renewal of each certificate by (namespace, Secret), or why it could not be read,
+    and the estimated budget wait of those that would wait (within BUDGET_ESTIMATE_AHEAD)."""
+
+    records: list[RotationRecord] = field(default_factory=list)
+    slots: Slots = field(default_factory=Slots)
+    renewals: dict[tuple[str, str], ScheduledRenewal] | None = None
+    unscheduled: str = ""
+    waits: dict[tuple[str, str], timedelta] = field(default_factory=dict)
+
+
+BUDGET_ESTIMATE_AHEAD = timedelta(days=7)
+
+
 async def _open_records(
     args: argparse.Namespace, namespace: str | None, name: str | None
-) -> tuple[list[RotationRecord], Slots, dict[tuple[str, str], ScheduledRenewal] | None, str]:
-    """The open rotation records, the rollout budget's document, and the next renewal of each
-    certificate by (namespace, Secret) with why it could not be read ("" when it was)."""
+) -> BusView:
     bus = await connect_nats(*nats_target(args))
     try:
         if namespace is None:
@@ -310,11 +336,17 @@ async def _open_records(
         slots = await read_slots(bus)
         try:
             # With -A and a TCP name, every namespace's schedule, filtered here.
-            found, _ = await read_schedule(bus, namespace, name if namespace else None)
+            found, now = await read_schedule(bus, namespace, name if namespace else None)
+            waits: dict[tuple[str, str], timedelta] = {}
+            if slots.total > 0 or slots.per_namespace > 0:
+                # The budget is the fleet's: its waits come from every TCP's renewals.
+                until = (now or datetime.now(UTC)) + BUDGET_ESTIMATE_AHEAD
+                fleet, _ = await read_schedule(bus, None, None, None, until)
+                waits = budget_waits(fleet, slots.total, slots.per_namespace, ROLLOUT_TIME)
         except CliError as exc:
-            return records, slots, None, exc.message
+            return BusView(records, slots, None, exc.message)
         by_secret = {(r.namespace, r.secret): r for r in found if name is None or r.tcp == name}
-        return records, slots, by_secret, ""
+        return BusView(records, slots, by_secret, "", waits)
     except BusError as exc:
         fail(Exit.NATS, str(exc))
     finally:

@@ -467,7 +467,7 @@ class Lifecycle:
         else:
             if record is not None and record.not_before != not_before:
                 return  # a retried request of one already scheduled (or started)
-            heapq.heappush(self.timers, (not_before, key))
+            self.schedule(key, not_before)  # wakes the evaluator if it sleeps past that
         metrics.ROTATIONS_REQUESTED.labels(rotation.reason.value).inc()
         log.info(
             "rotation requested: %s",

@@ -109,7 +109,13 @@ NATS_USERS: dict[str, NatsPermissions] = {
         | ordered_follow(subjects.EVENTS_STREAM)
         | records(follow=True)
         | topology_admin("lifecycle"),
-        subscribe=frozenset({f"{subjects.API_ROTATE} {subjects.API_QUEUE_GROUP}", INBOX})
+        subscribe=frozenset(
+            {
+                f"{subjects.API_ROTATE} {subjects.API_QUEUE_GROUP}",
+                f"{subjects.API_SCHEDULE} {subjects.API_QUEUE_GROUP}",
+                INBOX,
+            }
+        )
         | frozenset(discovery_subjects(subjects.API_SERVICE)),
         allow_responses=True,
     ),
@@ -129,11 +135,11 @@ NATS_USERS: dict[str, NatsPermissions] = {
         | topology_admin("rollout"),
         subscribe=frozenset({INBOX}),
     ),
-    # Tooling: the rotate API, and the audit trail live or through its own ordered consumers,
-    # the rotation records read the same way (`certlc status`); nothing that writes a record,
-    # names, fetches from, acknowledges on or deletes a durable consumer.
+    # Tooling: the rotate and schedule APIs, and the audit trail live or through its own
+    # ordered consumers, the rotation records read the same way (`certlc status`); nothing that
+    # writes a record, names, fetches from, acknowledges on or deletes a durable consumer.
     "certlc-external": NatsPermissions(
-        publish=frozenset({subjects.API_ROTATE})
+        publish=frozenset({subjects.API_ROTATE, subjects.API_SCHEDULE})
         | frozenset(discovery_subjects(subjects.API_SERVICE))
         | ordered_read(AUDIT)
         | ordered_read(topology.RECORDS_STREAM)

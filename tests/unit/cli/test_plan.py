@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from libs.cli._plan import PlannedRollout, estimate_starts, render_plan, rollouts
+import msgspec
+
+from libs.cli._plan import PlannedRollout, budget_waits, estimate_starts, render_plan, rollouts
+from libs.cli._status import renewal_text
 from libs.contracts.api import ScheduledRenewal
 
 T0 = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
@@ -100,3 +103,23 @@ def test_nothing_scheduled_says_so() -> None:
     assert (
         line == "No renewals scheduled from now (what is due included) until 2026-06-01T02:00:00Z."
     )
+
+
+def test_status_shows_the_budget_wait_of_each_certificate_whose_rollout_would_wait() -> None:
+    fleet = [
+        renewal("a", "admin-kubeconfig", T0, T0 + timedelta(hours=25)),
+        renewal("a", "scheduler-kubeconfig", T0, T0 + timedelta(hours=26)),
+        renewal("b", "admin-kubeconfig", T0, T0 + timedelta(hours=27)),
+    ]
+    waits = budget_waits(fleet, 1, 0, MINUTE)
+    assert waits == {("default", "b-admin-kubeconfig"): MINUTE}  # a goes first: earlier NotAfter
+    assert budget_waits(fleet, 0, 0, MINUTE) == {}
+    now = T0 - timedelta(days=2)
+    assert renewal_text(fleet[2], now, waits[("default", "b-admin-kubeconfig")]) == (
+        "in 2d (window, +1m budget)"
+    )
+    assert renewal_text(fleet[0], now) == "in 2d (window)"
+    plain = msgspec.structs.replace(fleet[0], windows="")
+    assert renewal_text(plain, now, MINUTE) == "in 2d (+1m budget)"
+    assert renewal_text(plain, T0) == "due"
+    assert renewal_text(None, now) == "-"
