@@ -83,6 +83,7 @@ class PlannedRollout:
     secrets: tuple[str, ...]
     in_window: bool  # False: some could not wait for a window
     windows: str
+    window_opens: datetime | None = None  # the opening of the window it renews in
 
     @property
     def key(self) -> tuple[str, str]:
@@ -103,6 +104,7 @@ def rollouts(renewals: Iterable[ScheduledRenewal]) -> list[PlannedRollout]:
             secrets=tuple(sorted(r.secret for r in group)),
             in_window=all(r.in_window for r in group),
             windows=group[0].windows,
+            window_opens=group[0].window_opens,
         )
         for (ns, tcp, at), group in groups.items()
     ]
@@ -170,6 +172,49 @@ def budget_waits(
     return waits
 
 
+@dataclass(frozen=True, slots=True)
+class WindowLoad:
+    """The rollouts one window opening carries; or those of TCPs without windows (`opens`
+    None, `windows` ""), or those that cannot wait for one (`opens` None, `windows` set)."""
+
+    opens: datetime | None
+    windows: str
+    rollouts: int
+    certificates: int
+    last_start: datetime  # the latest estimated start among them
+
+    @property
+    def label(self) -> str:
+        if self.opens is not None:
+            return f"{stamp(self.opens)} ({self.windows})"
+        return "outside windows (cannot wait)" if self.windows else "no window"
+
+
+def per_window(started: Sequence[tuple[PlannedRollout, datetime]]) -> list[WindowLoad]:
+    """The rollouts grouped by the window opening they renew in, in order of time; then those
+    that cannot wait for a window, then those of TCPs without windows."""
+    groups: dict[tuple[int, datetime | None, str], list[tuple[PlannedRollout, datetime]]] = {}
+    for p, start in started:
+        key: tuple[int, datetime | None, str]
+        if p.window_opens is not None:
+            key = (0, p.window_opens, p.windows)
+        else:
+            key = (1, None, "late") if p.windows else (2, None, "")
+        groups.setdefault(key, []).append((p, start))
+    return [
+        WindowLoad(
+            opens=opens,
+            windows=spelled,
+            rollouts=len(members),
+            certificates=sum(len(p.secrets) for p, _ in members),
+            last_start=max(start for _, start in members),
+        )
+        for (_, opens, spelled), members in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or datetime.min, kv[0][2])
+        )
+    ]
+
+
 def _when(moment: datetime, now: datetime) -> str:
     delta = moment - now
     if delta <= timedelta(0):
@@ -231,6 +276,12 @@ def render_plan(
         "",
         *table(header, rows),
     ]
+    loads = per_window(started)
+    if any(w.windows for w in loads):
+        lines += ["", *table(
+            ["WINDOW", "ROLLOUTS", "CERTIFICATES", "LAST START (ESTIMATED)"],
+            [[w.label, str(w.rollouts), str(w.certificates), stamp(w.last_start)] for w in loads],
+        )]  # fmt: skip
     late = [p for p, _ in started if not p.in_window]
     if late:
         lines += ["", *(
@@ -258,6 +309,17 @@ def plan_data(
         "until": stamp(until) if until else None,
         "budget": {"total": budget[0], "perNamespace": budget[1]},
         "rolloutSecondsAssumed": rollout_time.total_seconds(),
+        "windows": [
+            {
+                "opens": stamp(w.opens) if w.opens else None,
+                "windows": w.windows if w.opens else None,
+                "cannotWait": w.opens is None and bool(w.windows),
+                "rollouts": w.rollouts,
+                "certificates": w.certificates,
+                "lastEstimatedStart": stamp(w.last_start),
+            }
+            for w in per_window(started)
+        ],
         "rollouts": [
             {
                 "namespace": p.namespace,
@@ -267,6 +329,7 @@ def plan_data(
                 "deadline": stamp(p.deadline),
                 "inWindow": p.in_window,
                 "windows": p.windows,
+                "windowOpens": stamp(p.window_opens) if p.window_opens else None,
                 "certificates": [
                     {
                         "secret": r.secret,

@@ -74,6 +74,7 @@ class ScheduledRenewal(Fact, frozen=True, kw_only=True):
     at: datetime  # when it is renewed: `due`, moved into the first open maintenance window
     in_window: bool = True  # False: no window opened in time; renewed at NotAfter - margin
     windows: str = ""  # the TCP's maintenance windows ("" none: whenever due)
+    window_opens: datetime | None = None  # when the window it renews in opened (None: none)
 
 
 class ScheduleReply(Message, frozen=True, kw_only=True, tag="schedule.reply"):

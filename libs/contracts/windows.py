@@ -135,6 +135,17 @@ def next_open(windows: Sequence[Window], moment: datetime) -> datetime | None:
     return best
 
 
+def opened(windows: Sequence[Window], moment: datetime) -> datetime | None:
+    """When the window open at `moment` opened (the earliest, when several overlap); None when
+    none is open then."""
+    found = [
+        o
+        for w in windows
+        if (o := w.opening_after(moment - w.duration)) is not None and o <= moment
+    ]
+    return min(found, default=None)
+
+
 @lru_cache(maxsize=65536)
 def slot(windows: tuple[Window, ...], due: datetime, latest: datetime) -> Slot:
     """When a renewal due at `due` happens (module docstring). Without windows: at `due`."""

@@ -21,6 +21,7 @@ from libs.contracts.api import (
     ScheduleReply,
     ScheduleRequest,
 )
+from libs.contracts.windows import opened
 from services.lifecycle.policy import (
     PolicySettings,
     TcpState,
@@ -102,6 +103,7 @@ def renewals(state: TcpState, cfg: PolicySettings) -> list[ScheduledRenewal]:
                 at=at.at,
                 in_window=at.in_window,
                 windows=spelled,
+                window_opens=opened(windows, at.at) if windows and at.in_window else None,
             )
         )
     return sorted(found, key=lambda r: r.secret)

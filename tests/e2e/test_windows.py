@@ -119,11 +119,13 @@ def test_a_missing_secret_is_created_at_once_and_a_due_renewal_waits_for_the_win
     )
     assert gauge == opens.timestamp(), (datetime.fromtimestamp(gauge, UTC), opens)
     # `certlc plan` and `certlc status` show the same moment, read from lifecycle
-    (rollout,) = json.loads(stack.certlc("plan", "default/win-wait", "-o", "json", kube=False))[
-        "rollouts"
-    ]
+    plan = json.loads(stack.certlc("plan", "default/win-wait", "-o", "json", kube=False))
+    (rollout,) = plan["rollouts"]
     assert (rollout["tcp"], rollout["inWindow"]) == ("win-wait", True)
     assert datetime.fromisoformat(rollout["renewsAt"]) == opens
+    assert datetime.fromisoformat(rollout["windowOpens"]) == opens
+    ((window),) = plan["windows"]
+    assert (window["windows"], window["rollouts"]) == ("* * * * * 20s UTC", 1)
     planned = {c["secret"]: c for c in rollout["certificates"]}
     assert "win-wait-api-server-certificate" in planned
     assert "win-wait-ca" not in planned  # a CA is rotated by hand

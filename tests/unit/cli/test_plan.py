@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from libs.cli._plan import PlannedRollout, budget_waits, estimate_starts, render_plan, rollouts
+from libs.cli._plan import (
+    PlannedRollout,
+    budget_waits,
+    estimate_starts,
+    per_window,
+    render_plan,
+    rollouts,
+)
 from libs.cli._status import renewal_text
 from libs.contracts.api import ScheduledRenewal
 
@@ -123,3 +130,22 @@ def test_status_shows_the_budget_wait_of_each_certificate_whose_rollout_would_wa
     assert renewal_text(plain, now, MINUTE) == "in 2d (+1m budget)"
     assert renewal_text(plain, T0) == "due"
     assert renewal_text(None, now) == "-"
+
+
+def test_the_plan_sums_up_each_window_opening() -> None:
+    tomorrow = T0 + timedelta(days=1)
+    late = renewal("d", "admin-kubeconfig", T0, T0 + timedelta(hours=3), in_window=False)
+    found = rollouts([
+        msgspec.structs.replace(r, window_opens=r.at) for r in (
+            renewal("a", "admin-kubeconfig", T0, T0 + timedelta(hours=26)),
+            renewal("a", "scheduler-kubeconfig", T0, T0 + timedelta(hours=26)),
+            renewal("b", "admin-kubeconfig", T0, T0 + timedelta(hours=27)),
+            renewal("c", "admin-kubeconfig", tomorrow, tomorrow + timedelta(hours=27)),
+        )
+    ] + [late])  # fmt: skip
+    loads = per_window(estimate_starts(found, 1, 0, MINUTE))
+    assert [(w.label, w.rollouts, w.certificates, w.last_start) for w in loads] == [
+        ("2026-06-01T02:00:00Z (0 2 * * * 4h UTC)", 2, 3, T0 + 2 * MINUTE),
+        ("2026-06-02T02:00:00Z (0 2 * * * 4h UTC)", 1, 1, tomorrow),
+        ("outside windows (cannot wait)", 1, 1, T0),  # d: the earliest deadline, served first
+    ]

@@ -7,7 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from libs.contracts.windows import Slot, Window, WindowError, open_at, parse_windows, slot
+from libs.contracts.windows import (
+    Slot,
+    Window,
+    WindowError,
+    next_open,
+    open_at,
+    opened,
+    parse_windows,
+    slot,
+)
 
 
 def utc(text: str) -> datetime:
@@ -136,3 +145,29 @@ def test_a_window_prints_as_it_parses() -> None:
     (window,) = parse_windows("*/5 * * * * 90m Europe/Berlin")
     assert str(window) == "*/5 * * * * 90m Europe/Berlin"
     assert parse_windows(str(window)) == (window,)
+
+
+@pytest.mark.parametrize(
+    ("spelled", "moment", "opening"),
+    [
+        ("0 2 * * * 4h", "2026-06-01T03:00:00+00:00", "2026-06-01T02:00:00+00:00"),
+        ("0 2 * * * 4h", "2026-06-01T02:00:00+00:00", "2026-06-01T02:00:00+00:00"),
+        ("0 2 * * * 4h", "2026-06-01T06:00:00+00:00", None),  # half-open: closed at 06:00
+        ("0 2 * * * 4h; 0 3 * * * 4h", "2026-06-01T05:00:00+00:00", "2026-06-01T02:00:00+00:00"),
+        ("0 2 * * * 4h; 0 3 * * * 4h", "2026-06-01T06:30:00+00:00", "2026-06-01T03:00:00+00:00"),
+        ("0 * * * * 2h", "2026-06-01T03:30:00+00:00", "2026-06-01T02:00:00+00:00"),  # overlap
+        ("0 2 * * * 4h Europe/Berlin", "2026-06-01T01:00:00+00:00", "2026-06-01T00:00:00+00:00"),
+    ],
+)
+def test_when_the_window_open_at_a_moment_opened(
+    spelled: str, moment: str, opening: str | None
+) -> None:
+    found = opened(parse_windows(spelled), datetime.fromisoformat(moment))
+    assert found == (datetime.fromisoformat(opening) if opening else None)
+
+
+def test_the_next_moment_a_window_is_open() -> None:
+    windows = parse_windows("0 2 * * * 4h")
+    assert next_open(windows, utc("2026-06-01T03:00:00Z")) == utc("2026-06-01T03:00:00Z")
+    assert next_open(windows, utc("2026-06-01T07:00:00Z")) == utc("2026-06-02T02:00:00Z")
+    assert next_open((), utc("2026-06-01T07:00:00Z")) == utc("2026-06-01T07:00:00Z")

@@ -92,6 +92,9 @@ def test_the_listed_moment_is_the_one_lifecycle_renews_at() -> None:
     listed = schedule.renewals(state, cfg)
     at = NOW + timedelta(hours=14)
     assert {(r.at, r.in_window, r.windows) for r in listed} == {(at, True, "0 2 * * * 4h UTC")}
+    assert {r.window_opens for r in listed} == {at}
+    inside = schedule.renewals(tenant("b", days=1 + 15 / 24), cfg)  # due at 03:00, in the window
+    assert {(r.at, r.window_opens) for r in inside} == {(at + timedelta(hours=1), at)}
     assert decide(state, at - timedelta(minutes=1), cfg).rotations == ()
     (rotation,) = decide(state, at, cfg).rotations
     assert {k.value for k in rotation.kinds} == {r.kind for r in listed}
@@ -102,7 +105,7 @@ def test_one_that_cannot_wait_for_a_window_is_listed_at_notafter_minus_the_margi
     state = tenant("a", days=20 / 24)  # NotAfter Tuesday 08:00
     (first, *_) = schedule.renewals(state, cfg)
     assert first.at == first.not_after - cfg.window_margin
-    assert first.in_window is False
+    assert (first.in_window, first.window_opens) == (False, None)
 
 
 def test_filters_by_namespace_tcp_and_period() -> None:
