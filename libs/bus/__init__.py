@@ -27,7 +27,7 @@ from libs.bus.errors import (
     TemporaryError,
     TopologyError,
 )
-from libs.bus.kv import KvBucket, KvEntry, ensure_bucket, open_bucket
+from libs.bus.kv import KvBucket, KvEntry, LazyBucket, ensure_bucket, open_bucket
 from libs.bus.publish import PublishAck, publish, publish_until_acked
 from libs.bus.service import Discovery, RequestHandler, discovery_subjects, serve
 from libs.bus.specs import (
@@ -77,6 +77,7 @@ __all__ = [
     "Request",
     "RequestHandler",
     # key/value
+    "LazyBucket",
     "ensure_bucket",
     "KvBucket",
     "KvEntry",

@@ -8,6 +8,7 @@ exception, and nats-py types stay inside this module.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -98,6 +99,23 @@ async def ensure_bucket(bus: Bus, spec: BucketSpec) -> KvBucket:
         except nats.js.errors.BucketNotFoundError as missing:
             raise TopologyError(f"bucket {spec.name}: {exc.description}") from missing
     return KvBucket(spec.name, store)
+
+
+class LazyBucket:
+    """A bucket created (if missing) and opened on first use, once, however many tasks ask."""
+
+    def __init__(self, bus: Bus, spec: BucketSpec) -> None:
+        self.bus = bus
+        self.spec = spec
+        self._bucket: KvBucket | None = None
+        self._opening = asyncio.Lock()
+
+    async def get(self) -> KvBucket:
+        if self._bucket is None:
+            async with self._opening:
+                if self._bucket is None:
+                    self._bucket = await ensure_bucket(self.bus, self.spec)
+        return self._bucket
 
 
 async def open_bucket(bus: Bus, name: str) -> KvBucket | None:

@@ -8,10 +8,9 @@ re-applies, so two replicas never overwrite each other's step and a step is neve
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from libs.bus import Bus, KeyConflictError, KvBucket, ensure_bucket
+from libs.bus import Bus, KeyConflictError, KvBucket, LazyBucket
 from libs.bus.errors import TemporaryError
 from libs.contracts.codec import MalformedMessage, decode, encode
 from libs.contracts.records import Observation, RotationRecord, advance, record_key
@@ -31,16 +30,10 @@ class RotationStore:
 
     def __init__(self, bus: Bus, replicas: int = 1) -> None:
         self.bus = bus
-        self.replicas = replicas
-        self._bucket: KvBucket | None = None
-        self._opening = asyncio.Lock()
+        self._bucket = LazyBucket(bus, rotations_bucket(replicas))
 
     async def bucket(self) -> KvBucket:
-        if self._bucket is None:
-            async with self._opening:
-                if self._bucket is None:
-                    self._bucket = await ensure_bucket(self.bus, rotations_bucket(self.replicas))
-        return self._bucket
+        return await self._bucket.get()
 
     async def get(self, namespace: str, tcp: str, rotation_id: str) -> RotationRecord | None:
         bucket = await self.bucket()

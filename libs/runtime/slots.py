@@ -8,14 +8,13 @@ replicas share one budget without a leader and never count a slot twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
 
-from libs.bus import Bus, KeyConflictError, KvBucket, KvEntry, ensure_bucket
+from libs.bus import Bus, KeyConflictError, KvBucket, KvEntry, LazyBucket
 from libs.bus.errors import TemporaryError
 from libs.contracts.budget import SLOTS_KEY, Budget, Claim, Slots, Verdict, claim, release
 from libs.contracts.codec import MalformedMessage, decode, encode
@@ -44,16 +43,10 @@ class SlotStore:
     def __init__(self, bus: Bus, budget: Budget, replicas: int = 1) -> None:
         self.bus = bus
         self.budget = budget
-        self.replicas = replicas
-        self._bucket: KvBucket | None = None
-        self._opening = asyncio.Lock()
+        self._bucket = LazyBucket(bus, slots_bucket(replicas))
 
     async def bucket(self) -> KvBucket:
-        if self._bucket is None:
-            async with self._opening:
-                if self._bucket is None:
-                    self._bucket = await ensure_bucket(self.bus, slots_bucket(self.replicas))
-        return self._bucket
+        return await self._bucket.get()
 
     async def read(self) -> Slots:
         bucket = await self.bucket()

@@ -67,6 +67,13 @@ def apiserver(stack: Stack, tcp: str) -> tuple[str, datetime]:
     return facts.serial, facts.not_after
 
 
+def at_second(second: int) -> datetime:
+    """Wait for `second` of the minute (the window's clock: it has no other); the time then."""
+    now = datetime.now(UTC)
+    time.sleep((second - now.second - now.microsecond / 1e6) % 60)
+    return datetime.now(UTC)
+
+
 def in_window(moment: datetime) -> bool:
     return moment.second + moment.microsecond / 1e6 < OPEN.total_seconds()
 
@@ -97,9 +104,7 @@ def test_a_missing_secret_is_created_at_once_and_a_due_renewal_waits_for_the_win
 ) -> None:
     # Create the TCP at second 40 of a minute: outside the window, and so that its renewal
     # falls due (50 s later, second 30) outside the window too.
-    now = datetime.now(UTC)
-    time.sleep((40 - now.second - now.microsecond / 1e6) % 60)
-    created = datetime.now(UTC)
+    created = at_second(40)
     assert not in_window(created)
     create_tenant(stack, "win-wait", {})
     stack.first_issued("win-wait", timeout=60)
@@ -195,9 +200,7 @@ def test_a_requested_rotation_may_wait_for_the_window(stack: Stack) -> None:
     create_tenant(stack, tcp, {LEAF_VALIDITY_ANNOTATION: "1h"})
     stack.first_issued(tcp, timeout=60)
     stack.quiet(tcp)
-    now = datetime.now(UTC)
-    time.sleep((30 - now.second - now.microsecond / 1e6) % 60)  # second 30: the window closed
-    asked = datetime.now(UTC)
+    asked = at_second(30)  # the window closed
     assert not in_window(asked)
     out = stack.certlc("rotate", f"default/{tcp}", "admin-kubeconfig", "--wait-for-window")
     rotation = out.split()[1]
