@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import base64
 import itertools
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from unittest import mock
 
 from certlc_dev.devenv import seed
 from libs.pki import (
@@ -37,7 +35,7 @@ from libs.pki import (
     secret_name,
     signer_from_secret_data,
 )
-from libs.pki.keys import PrivateKey, generate_private_key
+from libs.pki.keys import KeySource, PrivateKey, generate_private_key
 
 Obj = dict[str, Any]
 SIGNED_BY_CA = (
@@ -52,7 +50,8 @@ SIGNED_BY_CA = (
 
 
 class KeyPool:
-    """`size` RSA-2048 keys, handed out in turn while `patched()` is active."""
+    """`size` RSA-2048 keys, handed out in turn (a key source for `mint_secret_data`): for
+    fixtures only; the issuer never reuses a key (libs/pki/reserve.py)."""
 
     def __init__(self, size: int = 32) -> None:
         self.keys = [generate_private_key(KeyAlgorithm.RSA) for _ in range(size)]
@@ -62,16 +61,6 @@ class KeyPool:
         if algorithm is not KeyAlgorithm.RSA:
             raise ValueError("the key pool holds RSA keys only")
         return next(self._next)
-
-    @contextmanager
-    def patched(self) -> Iterator[None]:
-        """`mint_secret_data` takes its keys from the pool (in this process only)."""
-        take: Callable[..., PrivateKey] = self.take
-        with (
-            mock.patch("libs.pki.issue.generate_private_key", take),
-            mock.patch("libs.pki.mint.generate_private_key", take),
-        ):
-            yield
 
 
 def _b64(data: Mapping[str, bytes]) -> dict[str, str]:
@@ -111,19 +100,20 @@ def mint_tcp_secrets(
     datastore_signer: SignerKeyPair,
     endpoints: tuple[str, ...],
     now: datetime,
+    keys: KeySource = generate_private_key,
 ) -> list[Obj]:
-    """The 13 Secrets of an etcd TCP with konnectivity, CAs first."""
+    """The 13 Secrets of an etcd TCP with konnectivity, CAs first, new keys from `keys`."""
     data: dict[SecretKind, dict[str, bytes]] = {}
     for kind in (SecretKind.CA, SecretKind.FRONT_PROXY_CA, SecretKind.SA):
-        data[kind] = mint_secret_data(kind, tcp, now=now)
+        data[kind] = mint_secret_data(kind, tcp, now=now, keys=keys)
     ca = signer_from_secret_data(SecretKind.CA, data[SecretKind.CA])
     front_proxy = signer_from_secret_data(
         SecretKind.FRONT_PROXY_CA, data[SecretKind.FRONT_PROXY_CA]
     )
     for kind in SIGNED_BY_CA:
-        data[kind] = mint_secret_data(kind, tcp, now=now, signer=ca)
+        data[kind] = mint_secret_data(kind, tcp, now=now, signer=ca, keys=keys)
     data[SecretKind.FRONT_PROXY_CLIENT] = mint_secret_data(
-        SecretKind.FRONT_PROXY_CLIENT, tcp, now=now, signer=front_proxy
+        SecretKind.FRONT_PROXY_CLIENT, tcp, now=now, signer=front_proxy, keys=keys
     )
     data[SecretKind.DATASTORE_CERTIFICATE] = mint_secret_data(
         SecretKind.DATASTORE_CERTIFICATE,
@@ -131,6 +121,7 @@ def mint_tcp_secrets(
         now=now,
         signer=datastore_signer,
         datastore_endpoints=endpoints,
+        keys=keys,
     )
     data[SecretKind.DATASTORE_CONFIG] = mint_secret_data(
         SecretKind.DATASTORE_CONFIG, tcp, now=now, datastore_endpoints=endpoints
@@ -177,14 +168,16 @@ def seed_fleet(
     now = datetime.now(UTC)
     names: list[str] = []
     secrets = 0
-    with pool.patched():
-        for i in range(count):
-            name = f"{prefix}-{i:04d}"
-            tcp = create_tcp(sim, name, deployment=deployments)
-            for obj in mint_tcp_secrets(tcp, datastore_signer=signer, endpoints=endpoints, now=now):
-                sim.create(obj)
-                secrets += 1
-            names.append(name)
-            if progress is not None and (i + 1) % 100 == 0:
-                progress(i + 1)
+    for i in range(count):
+        name = f"{prefix}-{i:04d}"
+        tcp = create_tcp(sim, name, deployment=deployments)
+        minted = mint_tcp_secrets(
+            tcp, datastore_signer=signer, endpoints=endpoints, now=now, keys=pool.take
+        )
+        for obj in minted:
+            sim.create(obj)
+            secrets += 1
+        names.append(name)
+        if progress is not None and (i + 1) % 100 == 0:
+            progress(i + 1)
     return Fleet(tuple(names), secrets)

@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from libs.pki.errors import PkiError, SignerError
 from libs.pki.keys import (
     KeyAlgorithm,
+    KeySource,
     PrivateKey,
     PublicKey,
     certificate_pem,
@@ -198,9 +199,10 @@ def mint_ca(
     now: datetime,
     algorithm: KeyAlgorithm = KeyAlgorithm.RSA,
     validity: timedelta | None = None,
+    keys: KeySource = generate_private_key,
 ) -> SignerKeyPair:
     """A new self-signed CA (10 years by default) with a DNS SAN equal to its CN."""
-    key = generate_private_key(algorithm)
+    key = keys(algorithm)
     cert = build_certificate(
         common_name=common_name,
         organizations=(),
@@ -235,9 +237,10 @@ def issue_leaf(
     validity: timedelta,
     algorithm: KeyAlgorithm = KeyAlgorithm.RSA,
     sans: SubjectAltNames = SubjectAltNames(),  # noqa: B008 - immutable value
+    keys: KeySource = generate_private_key,
 ) -> IssuedPair:
-    """A new key and a leaf certificate for it, signed by `signer`."""
-    key = generate_private_key(algorithm)
+    """A new key (from `keys`) and a leaf certificate for it, signed by `signer`."""
+    key = keys(algorithm)
     cert = build_certificate(
         common_name=common_name,
         organizations=organizations,

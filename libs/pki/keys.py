@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from enum import StrEnum
 
 from cryptography import x509
@@ -91,6 +92,11 @@ def generate_private_key(algorithm: KeyAlgorithm = KeyAlgorithm.RSA) -> PrivateK
         return ec.generate_private_key(curve())
     size = _RSA_SIZES[algorithm]
     return rsa.generate_private_key(public_exponent=RSA_PUBLIC_EXPONENT, key_size=size)
+
+
+KeySource = Callable[[KeyAlgorithm], PrivateKey]
+"""Where minting takes a new key from: `generate_private_key`, or the issuer's reserve of keys
+generated ahead (libs/pki/reserve.py)."""
 
 
 def family_of(key: PrivateKey | PublicKey) -> str:

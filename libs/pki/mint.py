@@ -18,6 +18,7 @@ from libs.pki.errors import PkiError, SecretDataError, SignerError
 from libs.pki.issue import SignerKeyPair, issue_leaf, load_signer, mint_ca
 from libs.pki.keys import (
     KeyAlgorithm,
+    KeySource,
     generate_private_key,
     key_matches_certificate,
     load_certificate,
@@ -145,6 +146,7 @@ def _mint_x509(
     now: datetime,
     validity: timedelta,
     algorithm: KeyAlgorithm,
+    keys: KeySource,
 ) -> dict[str, bytes]:
     sans = apiserver_sans(tcp) if prof.kind is SecretKind.APISERVER else SubjectAltNames()
     pair = issue_leaf(
@@ -157,6 +159,7 @@ def _mint_x509(
         validity=validity,
         algorithm=algorithm,
         sans=sans,
+        keys=keys,
     )
     assert prof.cert_key is not None  # x509 profiles name their keys
     assert prof.private_key_key is not None
@@ -174,6 +177,7 @@ def _mint_kubeconfig(
     now: datetime,
     validity: timedelta,
     algorithm: KeyAlgorithm,
+    keys: KeySource,
 ) -> bytes:
     """One kubeconfig with its own client certificate, as Kamaji makes each key."""
     pair = issue_leaf(
@@ -185,6 +189,7 @@ def _mint_kubeconfig(
         now=now,
         validity=validity,
         algorithm=algorithm,
+        keys=keys,
     )
     return render_kubeconfig(
         cluster_name=tcp.name,
@@ -207,8 +212,10 @@ def mint_secret_data(
     datastore_endpoints: Sequence[str] = (),
     datastore_password: str | None = None,
     current: Mapping[str, bytes] | None = None,
+    keys: KeySource = generate_private_key,
 ) -> dict[str, bytes]:
-    """Fresh data for one Secret kind, with exactly the profile's data keys.
+    """Fresh data for one Secret kind, with exactly the profile's data keys; new private keys
+    come from `keys`.
 
     `signer` is the CA the profile names (None for the CAs, the SA keypair and datastore-config).
     `validity` overrides the profile's (tests mint short-lived certificates with it).
@@ -223,10 +230,10 @@ def mint_secret_data(
         if signer is not None:
             raise SignerError(f"{kind.value} is self-signed; it takes no signer")
         assert prof.common_name is not None  # CA profiles name their CN
-        ca = mint_ca(prof.common_name, now=now, algorithm=algorithm, validity=validity)
+        ca = mint_ca(prof.common_name, now=now, algorithm=algorithm, validity=validity, keys=keys)
         return ca_secret_data(kind, ca)
     if prof.category is Category.KEYPAIR:
-        key = generate_private_key(algorithm)
+        key = keys(algorithm)
         return {"sa.pub": public_key_pem(key), "sa.key": private_key_pem(key)}
     if prof.category is Category.CONFIG:
         return datastore_config_data(
@@ -238,6 +245,7 @@ def mint_secret_data(
     if prof.category is Category.KUBECONFIG:
         entries = prof.kubeconfigs if current is not None else prof.kubeconfigs[:1]
         return {
-            e.key: _mint_kubeconfig(prof, e, tcp, issuer, now, lifetime, algorithm) for e in entries
+            e.key: _mint_kubeconfig(prof, e, tcp, issuer, now, lifetime, algorithm, keys)
+            for e in entries
         }
-    return _mint_x509(prof, tcp, issuer, now, lifetime, algorithm)
+    return _mint_x509(prof, tcp, issuer, now, lifetime, algorithm, keys)

@@ -18,6 +18,8 @@ from libs.pki.keys import parse_key_algorithm
 from libs.pki.overrides import FleetProfile
 from libs.pki.profiles import LEAF_VALIDITY
 
+MAX_KEY_RESERVE = 1024  # keys per algorithm: an RSA-4096 key object is about 4 KB
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # connections
@@ -54,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     leaf_validity: timedelta = timedelta(0)  # 0: the profile's (one year)
     retry_initial: timedelta = timedelta(seconds=5)  # first retry of a failed issuance
     retry_max: timedelta = timedelta(hours=1)  # the doubling stops here
+    key_reserve: int = 32  # keys generated ahead and held in memory, per algorithm; 0: none
     # rollout
     rollout_settle: timedelta = timedelta(seconds=1)
     rollout_timeout: timedelta = timedelta(minutes=10)
@@ -68,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         if not 0 <= self.renew_jitter <= 1:
             raise ValueError(f"renew_jitter must be within 0 and 1, got {self.renew_jitter}")
+        if not 0 <= self.key_reserve <= MAX_KEY_RESERVE:
+            raise ValueError(f"key_reserve must be within 0 and {MAX_KEY_RESERVE}")
         if self.rollout_budget < 0 or self.rollout_budget_per_namespace < 0:
             raise ValueError("rollout_budget and rollout_budget_per_namespace are 0 or more")
         if self.rollout_budget_lease < 2 * self.rollout_recheck_max:

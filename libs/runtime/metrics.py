@@ -10,6 +10,8 @@ Each service exports the ones it updates on `/metrics`:
     certlc_loop_guard_trips_total{kind}                 lifecycle
     certlc_rotations_total{reason,result}               issuer (result: success, failed, retried)
     certlc_secrets_written_total{kind,action}           issuer
+    certlc_issuer_reserved_keys{algorithm}              issuer (keys generated ahead, held)
+    certlc_issuer_keys_taken_total{source}              issuer (reserve, or on-demand)
     certlc_rollouts_total{result}                       rollout (completed, failed, unchanged)
     certlc_rollout_duration_seconds                     rollout (histogram)
     certlc_consumer_pending_messages{consumer}          issuer, rollout (lag of their consumer)
@@ -98,3 +100,14 @@ ROLLOUT_QUEUE_DEADLINE = Gauge(
     "Deadline (earliest NotAfter) of the first TCP waiting for a rollout slot; 0: none waits",
 )
 READY = Gauge("certlc_ready", "1 when the service is ready (/readyz answers 200), else 0")
+
+RESERVED_KEYS = Gauge(
+    "certlc_issuer_reserved_keys",
+    "Private keys generated ahead and held in the issuer's memory, ready for issuance",
+    ("algorithm",),
+)
+KEYS_TAKEN = Counter(
+    "certlc_issuer_keys_taken_total",
+    "New private keys used for issuance, from the reserve or generated on demand",
+    ("source",),
+)

@@ -36,8 +36,9 @@ from libs.contracts.records import IssueFailed, IssueStarted, Phase, RotationRec
 from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, Conflict, KubeError, NotFound, RetryableKubeError
-from libs.pki import CA_SIGNED_KINDS, PkiError, SecretKind, summarize
+from libs.pki import CA_SIGNED_KINDS, KeyAlgorithm, PkiError, SecretKind, summarize
 from libs.pki.overrides import tcp_profile
+from libs.pki.reserve import KeyReserve
 from libs.runtime import metrics
 from libs.runtime.config import Settings
 from libs.runtime.records import RotationStore
@@ -62,10 +63,13 @@ class Replan(TemporaryError):
 
 
 class Issuer:
-    def __init__(self, bus: Bus, kube: KubeClient, settings: Settings) -> None:
+    def __init__(
+        self, bus: Bus, kube: KubeClient, settings: Settings, keys: KeyReserve | None = None
+    ) -> None:
         self.bus = bus
         self.kube = kube
         self.cfg = IssueSettings(fleet=settings.fleet_profile())
+        self.keys = keys or KeyReserve(0)
         self.records = RotationStore(bus, settings.stream_replicas)
         self.backoff = Backoff(
             initial=settings.retry_initial.total_seconds(),
@@ -158,7 +162,7 @@ class Issuer:
                 rejected.message,
                 extra={"namespace": cmd.namespace, "tcp": cmd.tcp, "rotation_id": cmd.id},
             )
-        result: Plan = await asyncio.to_thread(plan, cmd, gathered, now, self.cfg)
+        result: Plan = await asyncio.to_thread(plan, cmd, gathered, now, self.cfg, self.keys.take)
         await delivery.in_progress()
         # A CA replaced under existing certificates is a rotation; a first CA is not.
         rotating = cmd.ca_rotation and any(k in gathered.secrets for k in CA_SIGNED_KINDS)
@@ -300,12 +304,70 @@ class Issuer:
         await publish_audit(self.bus, written, f"{cmd.id}:{w.kind.value}")
 
 
+IDLE_BEFORE_REFILL = 0.25  # seconds without a key taken before the reserve is refilled
+
+
+def reserve_for(settings: Settings) -> KeyReserve:
+    """The key reserve: the fleet's key algorithm, and RSA-2048 for service-account keys
+    (services/issuer/plan.py `key_algorithm`); others join when a TCP's profile asks."""
+    fleet = settings.fleet_profile().key_algorithm
+    return KeyReserve(settings.key_reserve, dict.fromkeys((fleet, KeyAlgorithm.RSA_2048)))
+
+
+async def keep_reserve(keys: KeyReserve, stop: asyncio.Event) -> None:
+    """Refill the reserve one key at a time on a worker thread, once no key has been taken for
+    IDLE_BEFORE_REFILL seconds; sleep while it is full, until a key is taken."""
+    loop = asyncio.get_running_loop()
+    taken = asyncio.Event()
+    last = loop.time() - IDLE_BEFORE_REFILL
+
+    def mark() -> None:
+        nonlocal last
+        last = loop.time()
+        taken.set()
+
+    def on_take(reserved: bool) -> None:  # on the thread that took the key
+        metrics.KEYS_TAKEN.labels("reserve" if reserved else "on-demand").inc()
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            loop.call_soon_threadsafe(mark)
+
+    def export() -> None:
+        for algorithm in keys.algorithms():
+            metrics.RESERVED_KEYS.labels(algorithm.value).set(keys.held(algorithm))
+
+    keys.on_take = on_take
+    export()
+    while not stop.is_set():
+        quiet = loop.time() - last
+        if quiet < IDLE_BEFORE_REFILL:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), IDLE_BEFORE_REFILL - quiet)
+            continue
+        taken.clear()
+        if await asyncio.to_thread(keys.refill_one):
+            export()
+            continue
+        export()
+        waits = [asyncio.ensure_future(taken.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+
 async def main(settings: Settings, stop: asyncio.Event) -> None:
-    await run_consumer_service(
-        "issuer",
-        settings,
-        stop,
-        stream=subjects.ROTATE_STREAM,
-        durable=subjects.ISSUER_DURABLE,
-        make_handler=lambda bus, kube: Issuer(bus, kube, settings).handle,
-    )
+    keys = reserve_for(settings)
+    async with asyncio.TaskGroup() as group:
+        if settings.key_reserve > 0:
+            group.create_task(keep_reserve(keys, stop))
+        group.create_task(
+            run_consumer_service(
+                "issuer",
+                settings,
+                stop,
+                stream=subjects.ROTATE_STREAM,
+                durable=subjects.ISSUER_DURABLE,
+                make_handler=lambda bus, kube: Issuer(bus, kube, settings, keys).handle,
+            )
+        )

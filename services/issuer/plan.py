@@ -48,6 +48,7 @@ from libs.pki import (
     secret_name,
     signer_from_secret_data,
 )
+from libs.pki.keys import KeySource, generate_private_key
 from libs.pki.overrides import FleetProfile, TcpProfile, tcp_profile
 
 ROTATION_ANNOTATION = "certlc.kamaji.clastix.io/rotation-id"
@@ -227,7 +228,12 @@ class _Signers:
 
 
 def _data(
-    kind: SecretKind, g: Gathered, signers: _Signers, now: datetime, cfg: IssueSettings
+    kind: SecretKind,
+    g: Gathered,
+    signers: _Signers,
+    now: datetime,
+    cfg: IssueSettings,
+    keys: KeySource,
 ) -> tuple[dict[str, bytes], bool]:
     """(data, delete_first) for one Secret. A copied client certificate that is itself near its
     end is reported by lifecycle (it follows the DataStore), not here."""
@@ -259,6 +265,7 @@ def _data(
         validity=validity,
         datastore_endpoints=ds.endpoints if ds is not None else (),
         current=existing.data if existing is not None else None,
+        keys=keys,
     )
     if category is Category.CA:
         signers.minted[kind] = signer_from_secret_data(kind, data)
@@ -282,8 +289,15 @@ def unknown_keys(kind: SecretKind, existing: Existing | None) -> dict[str, bytes
     return {k: v for k, v in existing.data.items() if k not in known}
 
 
-def plan(cmd: RotateCommand, g: Gathered, now: datetime, cfg: IssueSettings) -> Plan:
-    """The writes that carry out `cmd`, CAs first; raises PlanError when a signer is missing."""
+def plan(
+    cmd: RotateCommand,
+    g: Gathered,
+    now: datetime,
+    cfg: IssueSettings,
+    keys: KeySource = generate_private_key,
+) -> Plan:
+    """The writes that carry out `cmd`, CAs first, new keys from `keys`; raises PlanError when
+    a signer is missing."""
     kinds = sorted(
         (SecretKind(k) for k in dict.fromkeys(cmd.secrets)),
         key=lambda k: profile(k).category is not Category.CA,
@@ -296,7 +310,7 @@ def plan(cmd: RotateCommand, g: Gathered, now: datetime, cfg: IssueSettings) -> 
         if skip is not None:
             skipped.append(skip)
             continue
-        minted, delete_first = _data(kind, g, signers, now, cfg)
+        minted, delete_first = _data(kind, g, signers, now, cfg, keys)
         existing = g.secrets.get(kind)
         data = {**unknown_keys(kind, existing), **minted}
         writes.append(

@@ -365,11 +365,13 @@ def test_metrics_show_every_certificate_and_the_work_done(stack: Stack, tenant: 
         scrape(stack, "lifecycle"),
         re.M,
     )
-    assert re.search(
-        r'^certlc_secrets_written_total\{action="created",kind="ca"\} [1-9]',
-        scrape(stack, "issuer"),
-        re.M,
-    )
+    issuer = scrape(stack, "issuer")
+    created = r'^certlc_secrets_written_total\{action="created",kind="ca"\} [1-9]'
+    assert re.search(created, issuer, re.M)
+    # keys for issuance: from the reserve, or generated on demand while it was still filling
+    assert re.search(r'^certlc_issuer_reserved_keys\{algorithm="RSA-2048"\} \d', issuer, re.M)
+    taken = r'^certlc_issuer_keys_taken_total\{source="(reserve|on-demand)"\} [1-9]'
+    assert re.search(taken, issuer, re.M)
     assert re.search(
         r"^certlc_rollout_duration_seconds_count [1-9]", scrape(stack, "rollout"), re.M
     )
