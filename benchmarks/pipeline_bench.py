@@ -7,7 +7,8 @@ and the four services as separate processes:
   until all four are back, and until the Deployment's pod template is patched (p50/p99).
 - renewal: 50 TCPs issued by certlc; every leaf certificate (x509 + kubeconfig targets, 8 per
   TCP) rotated at once through the rotate API; certificates per second against a plain loop of
-  `mint_secret_data` over the same kinds in this process (measured before and after).
+  `mint_secret_data` over the same kinds, in one process per core (the machine's limit) and
+  in this process alone (measured before and after).
 - scale: 1,000 TCPs (13,000 valid Secrets, seeded straight into the stand-in); time from
   starting the services to steady state, resident memory per service, idle CPU per service.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import sys
@@ -225,6 +227,13 @@ def mint_loop(count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
+def mint_loop_cores(count: int, processes: int) -> float:
+    """The machine's limit: `mint_loop` in `processes` processes at once (one per core), the
+    sum of their rates."""
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        return sum(pool.map(mint_loop, [count] * processes))
+
+
 async def _rotate_all(url: str, tcps: Sequence[str]) -> list[bytes]:
     nc = await nats.connect(url)
     try:
@@ -309,16 +318,21 @@ def _renewal_round(
     *,
     target: bool = True,
 ) -> None:
+    cores = os.cpu_count() or 1
     loop_before = mint_loop(args.loop_certs)
+    cores_before = mint_loop_cores(args.loop_certs, cores)
     issuer = stack.pids()["issuer"]
     cpu0 = issuer.cpu_seconds()
     count, seconds = renew_once(stack, recorder, tcps)
     issuer_cpu = issuer.cpu_seconds() - cpu0
     wait_for(lambda: _issued_settled(recorder, 3.0), 300, "the renewal settled", 0.5)
     loop_after = mint_loop(args.loop_certs)
+    cores_after = mint_loop_cores(args.loop_certs, cores)
     loop = 2 / (1 / loop_before + 1 / loop_after)  # same number of certificates in each run
+    limit = 2 / (1 / cores_before + 1 / cores_after)
     rate = count / seconds
     ratio = rate / loop
+    of_limit = rate / limit
     report.add(
         scenario, f"{label}: issuer throughput", f"{rate:.2f} cert/s ({count} in {seconds:.1f} s)"
     )
@@ -332,10 +346,16 @@ def _renewal_round(
     )
     report.add(
         scenario,
-        f"{label}: throughput / plain loop",
-        f"{ratio:.2f}",
-        ">= 0.85" if target else "",
-        ratio >= 0.85 if target else None,
+        f"{label}: plain mint loop, {cores} processes",
+        f"{limit:.2f} cert/s (before {cores_before:.2f}, after {cores_after:.2f})",
+    )
+    report.add(scenario, f"{label}: throughput / one-process loop", f"{ratio:.2f}")
+    report.add(
+        scenario,
+        f"{label}: throughput / {cores}-process loop (the limit)",
+        f"{of_limit:.2f}",
+        ">= 0.9" if target else "",
+        of_limit >= 0.9 if target else None,
     )
 
 
