@@ -262,29 +262,24 @@ def test_malformed_and_refused_rotate_requests_change_nothing(stack: Stack, tena
         tenant,
         {"metadata": {"annotations": {"kamaji.clastix.io/paused": ""}}},
     )
-    headers, _ = wait_for(
+
+    def request(target: str, secret: str = "") -> bytes:
+        body = {"type": "rotate.request", "namespace": "default", "tcp": tenant, "target": target}
+        return json.dumps({**body, "secret": secret} if secret else body).encode()
+
+    # Until lifecycle has seen the pause, a request for a Secret the TCP does not have is a
+    # 404, which rotates nothing (an x509 request would be accepted and rotate); then a 423,
+    # the pause being checked first.
+    wait_for(
         lambda: (
-            r
-            if (
-                r := asyncio.run(
-                    ask(
-                        json.dumps(
-                            {
-                                "type": "rotate.request",
-                                "namespace": "default",
-                                "tcp": tenant,
-                                "target": "x509",
-                            }
-                        ).encode()
-                    )
-                )
-            )[0].get("Nats-Service-Error-Code")
+            asyncio.run(ask(request("secret", f"{tenant}-nope")))[0].get("Nats-Service-Error-Code")
             == "423"
-            else None
         ),
         10,
-        "423 for a paused TCP",
+        "lifecycle seeing the pause",
     )
+    headers, _ = asyncio.run(ask(request("x509")))
+    assert headers.get("Nats-Service-Error-Code") == "423", headers
     assert "paused" in headers["Nats-Service-Error"]
     assert {n: s["metadata"]["resourceVersion"] for n, s in stack.secrets(tenant).items()} == {
         n: s["metadata"]["resourceVersion"] for n, s in before.items()
