@@ -104,19 +104,27 @@ def test_namespaces_and_all(
     assert [t["name"] for t in json.loads(one.out)["tenantControlPlanes"]] == [tenant]
 
 
+def planned(cli: Cli, stack: Stack, tenant: str) -> list[dict[str, object]]:
+    """The renewals lifecycle has scheduled for the TCP within 400 days (its certificates last a
+    year): none once it knows the TCP is paused."""
+    out = cli(
+        "plan", f"default/{tenant}", "--until", "400d", "-o", "json", "--nats-url", stack.nats.url
+    )
+    assert out.code == 0, out
+    rollouts: list[dict[str, object]] = json.loads(out.out)["rollouts"]
+    return rollouts
+
+
 def test_missing_and_invalid_secrets_exit_1(stack: Stack, tenant: str, cli: Cli) -> None:
     kubeconfig = str(stack.kubeconfig)
-    # Pause the TCP so that certlc leaves what we break alone; rotate answers 423 once it knows.
+    # Pause the TCP so that certlc leaves what we break alone; its schedule is empty once
+    # lifecycle knows (asking without effect: a rotate request would rotate until then).
     stack.sim.patch(
         "tenantcontrolplanes",
         tenant,
         {"metadata": {"annotations": {"kamaji.clastix.io/paused": ""}}},
     )
-    wait_for(
-        lambda: cli("rotate", f"default/{tenant}", "x509", "--nats-url", stack.nats.url).code == 4,
-        15,
-        "lifecycle to see the pause",
-    )
+    wait_for(lambda: not planned(cli, stack, tenant), 15, "lifecycle to see the pause")
     missing = secret_name(tenant, SecretKind.APISERVER_KUBELET_CLIENT)
     broken = secret_name(tenant, SecretKind.APISERVER)
     stack.sim.delete("secrets", missing)
