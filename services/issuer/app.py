@@ -359,8 +359,8 @@ async def keep_reserve(keys: KeyReserve, stop: asyncio.Event) -> None:
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     keys = reserve_for(settings)
     async with asyncio.TaskGroup() as group:
-        if settings.key_reserve > 0:
-            group.create_task(keep_reserve(keys, stop))
+        # with CERTLC_KEY_RESERVE=0 it holds nothing, and only counts the keys taken
+        group.create_task(keep_reserve(keys, stop))
         group.create_task(
             run_consumer_service(
                 "issuer",
