@@ -148,6 +148,23 @@ def _refused(plan: DryRun, code: int, message: str) -> DryRun:
                   (code, message))  # fmt: skip
 
 
+def token_warning(tcp: str) -> list[str]:
+    """What re-issuing the service-account keypair does to ServiceAccount tokens: certlc
+    replaces it at once, without an overlap of old and new public keys."""
+    return [
+        f"warning: {tcp}-sa-certificate holds the service-account signing key; re-issuing it "
+        "replaces the key at once, with no overlap. Once the control plane has rolled out, "
+        "kube-apiserver accepts only tokens signed by the new key (sa.pub), so every "
+        "ServiceAccount token issued before is refused:",
+        "  - pods' projected tokens, until the kubelet requests new ones (it renews a token at "
+        "80 % of its lifetime or after 24 h; with kube-apiserver's default token-expiration "
+        "extension that can be 24 h): restart the workloads that must keep working (CoreDNS, "
+        "konnectivity-agent, controllers) after the rollout;",
+        "  - legacy token Secrets (type kubernetes.io/service-account-token) and tokens handed "
+        "out with `kubectl create token`, until they are re-created.",
+    ]
+
+
 def render_dry_run(plan: DryRun) -> list[str]:
     what = plan.target.secret or plan.target.target.value
     lines = [f"dry run: rotate {plan.namespace}/{plan.tcp} {what} (nothing is published)"]
@@ -171,6 +188,8 @@ def render_dry_run(plan: DryRun) -> list[str]:
             f"would roll out Deployment {plan.namespace}/{plan.deployment} once "
             f"({len(rolled)} mounted Secret(s) change)"
         )
+    if any(s.kind is SecretKind.SA for s in plan.secrets):
+        lines += token_warning(plan.tcp)
     return lines
 
 

@@ -64,6 +64,7 @@ from libs.cli._rotate import (
     parse_target,
     plan_dry_run,
     render_dry_run,
+    token_warning,
 )
 from libs.cli._rotations import (
     read_open_records,
@@ -82,7 +83,7 @@ from libs.contracts.codec import MalformedMessage, decode_accepted, decode_audit
 from libs.contracts.messages import KeyMaterialError
 from libs.contracts.records import Phase, RotationRecord
 from libs.kube.errors import KubeError, NotFound
-from libs.pki import PkiError
+from libs.pki import PkiError, SecretKind
 from libs.runtime.topology import DUPLICATE_WINDOW
 
 REQUEST_TIMEOUT = 10.0
@@ -429,6 +430,8 @@ def _rotate(args: argparse.Namespace) -> int:
         fail(Exit.USAGE, str(exc))
     if args.dry_run:
         return _dry_run(args, namespace, tcp, spec)
+    if spec.kind is SecretKind.SA:
+        print("\n".join(token_warning(tcp)), file=sys.stderr)
     try:
         req = RotateRequest(
             namespace=namespace,

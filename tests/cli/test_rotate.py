@@ -114,6 +114,14 @@ def test_rotate_one_secret_by_name_and_by_suffix(stack: Stack, tenant: str, cli:
     assert result.code == 0, result
     assert result.out.splitlines()[-1] == "rollout completed"
     assert changed(before, versions(stack, tenant)) == {f"{tenant}-api-server-certificate"}
+    assert "warning" not in result.err
+    # the service-account key: done as asked, with a warning about the tokens it invalidates
+    before = versions(stack, tenant)
+    result = cli("rotate", tenant, "sa-certificate", "--wait", "--nats-url", url)
+    assert result.code == 0, result
+    assert result.err.startswith(f"warning: {tenant}-sa-certificate holds the service-account")
+    assert "every ServiceAccount token issued before is refused" in result.err
+    assert changed(before, versions(stack, tenant)) == {f"{tenant}-sa-certificate"}
 
 
 def test_dry_run_changes_nothing(stack: Stack, tenant: str, cli: Cli) -> None:
@@ -136,6 +144,12 @@ def test_dry_run_changes_nothing(stack: Stack, tenant: str, cli: Cli) -> None:
     assert admin.out.splitlines()[-1].startswith("would not roll out")
     ca = cli("rotate", tenant, "ca", "--dry-run", "--kubeconfig", kubeconfig)
     assert "would re-issue 8 Secret(s):" in ca.out
+    assert "ServiceAccount token" not in ca.out  # the CA signs no token
+    sa = cli("rotate", tenant, "sa-certificate", "--dry-run", "--kubeconfig", kubeconfig)
+    assert sa.code == 0, sa
+    assert f"warning: {tenant}-sa-certificate holds the service-account signing key" in sa.out
+    assert "pods' projected tokens, until the kubelet requests new ones" in sa.out
+    assert "legacy token Secrets (type kubernetes.io/service-account-token)" in sa.out
     # a missing Secret would be created; nothing published, so certlc leaves it... re-created
     unknown = cli("rotate", "default/nope", "x509", "--dry-run", "--kubeconfig", kubeconfig)
     assert unknown.code == 3

@@ -279,3 +279,18 @@ def test_the_operator_commands_import_no_client_library() -> None:
 def test_nats_urls_are_shown_without_credentials() -> None:
     assert shown_url("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
     assert shown_url("nats://me:secret@a:4222, tls://tok@b:4222") == "nats://a:4222,tls://b:4222"
+
+
+def test_a_service_account_key_dry_run_says_which_tokens_it_invalidates() -> None:
+    tcp = seed.tcp_object(TCP, konnectivity=False)
+    deployment = seed.deployment_object(TCP, konnectivity=False)
+    secrets = {f"{TCP}-sa-certificate": {"metadata": {"name": f"{TCP}-sa-certificate"}}}
+    text = render_dry_run(
+        plan_dry_run(parse_target(TCP, "sa-certificate"), tcp, secrets, deployment)
+    )
+    assert text[-3].startswith(f"warning: {TCP}-sa-certificate holds the service-account signing")
+    assert "with no overlap" in text[-3]
+    assert text[-2].startswith("  - pods' projected tokens")
+    assert text[-1].startswith("  - legacy token Secrets")
+    x509 = render_dry_run(plan_dry_run(parse_target(TCP, "x509"), tcp, secrets, deployment))
+    assert not any("ServiceAccount token" in line for line in x509)
