@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -83,7 +84,7 @@ from libs.contracts.codec import MalformedMessage, decode_accepted, decode_audit
 from libs.contracts.messages import KeyMaterialError
 from libs.contracts.records import Phase, RotationRecord
 from libs.kube.errors import KubeError, NotFound
-from libs.pki import PkiError, SecretKind
+from libs.pki import PkiError, SecretKind, ca_bundle, secret_name
 from libs.runtime.topology import DUPLICATE_WINDOW
 
 REQUEST_TIMEOUT = 10.0
@@ -129,7 +130,23 @@ def _kube_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add `status`, `rotate`, `audit` and `plan` to the `certlc` parser."""
+    """Add `status`, `rotate`, `audit`, `plan` and `ca` to the `certlc` parser."""
+    ca = subparsers.add_parser("ca", help="a TCP's certificate authorities")
+    ca_sub = ca.add_subparsers(dest="ca_command", required=True, metavar="SUBCOMMAND")
+    bundle = ca_sub.add_parser(
+        "bundle",
+        help="print the CA bundle to distribute to nodes (PEM on stdout)",
+        description="The CA certificates a TCP's clients and nodes must trust, as PEM on stdout "
+        "(a line per certificate on stderr): the CA Secret's ca.crt, or with --front-proxy the "
+        "front-proxy CA's.",
+    )
+    bundle.add_argument("tcp", metavar="NS/TCP")
+    bundle.add_argument(
+        "--front-proxy", action="store_true", help="the front-proxy CA instead of the TCP's CA"
+    )
+    _kube_flag(bundle)
+    bundle.set_defaults(func=cmd_ca_bundle)
+
     status = subparsers.add_parser(
         "status",
         help="certificate expiry and validity of TenantControlPlanes, read from the cluster",
@@ -352,6 +369,44 @@ async def _open_records(
         fail(Exit.NATS, str(exc))
     finally:
         await bus.close()
+
+
+# --- ca bundle -----------------------------------------------------------------------------
+
+
+def cmd_ca_bundle(args: argparse.Namespace) -> int:
+    return run_command(lambda: _ca_bundle(args))
+
+
+def _ca_bundle(args: argparse.Namespace) -> int:
+    namespace, tcp = tcp_ref(args.tcp)
+    kind = SecretKind.FRONT_PROXY_CA if args.front_proxy else SecretKind.CA
+    name = secret_name(tcp, kind)
+    kube = kube_client(args.kubeconfig)
+    try:
+        try:
+            kube.get_tcp(namespace, tcp)
+        except KubeError as exc:
+            raise kube_failure(exc, f"TenantControlPlane {namespace}/{tcp}") from None
+        try:
+            secret = kube.get_secret(namespace, name)
+        except KubeError as exc:
+            raise kube_failure(exc, f"Secret {namespace}/{name}") from None
+    finally:
+        kube.close()
+    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+    try:
+        found = ca_bundle(kind, data)
+    except PkiError as exc:
+        fail(Exit.PROBLEM, f"Secret {namespace}/{name}: {exc}")
+    sys.stdout.write(found.pem.decode())
+    for c in found.certificates:
+        print(
+            f"{name}: {c.subject}, serial {c.serial}, until {stamp(c.not_after)}, "
+            f"SHA-256 {c.fingerprint_sha256}",
+            file=sys.stderr,
+        )
+    return Exit.OK
 
 
 # --- plan ----------------------------------------------------------------------------------

@@ -7,7 +7,14 @@ See docs/pki.md.
 """
 
 from libs.pki.errors import KubeconfigError, PkiError, SecretDataError, SignerError, SpecError
-from libs.pki.inspect import CA_RESIDUAL_WARNING, CertSummary, ca_residual, summarize
+from libs.pki.inspect import (
+    CA_RESIDUAL_WARNING,
+    CaBundle,
+    CertSummary,
+    ca_bundle,
+    ca_residual,
+    summarize,
+)
 from libs.pki.issue import IssuedPair, SignerKeyPair, issue_leaf, load_signer, mint_ca
 from libs.pki.keys import KeyAlgorithm, parse_key_algorithm
 from libs.pki.kubeconfig import (
@@ -149,7 +156,9 @@ __all__ = [
     "parse_kubeconfig",
     "kubeconfig_server",
     # inspection and validation
+    "CaBundle",
     "CertSummary",
+    "ca_bundle",
     "summarize",
     "ca_residual",
     "CA_RESIDUAL_WARNING",

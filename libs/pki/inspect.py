@@ -20,9 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from libs.pki.errors import PkiError, SecretDataError
-from libs.pki.keys import family_of, key_matches_certificate
+from libs.pki.keys import (
+    certificate_pem,
+    family_of,
+    key_matches_certificate,
+    load_certificates,
+)
 from libs.pki.material import Material, gather
-from libs.pki.profiles import Category, SecretKind
+from libs.pki.profiles import PROFILES, Category, SecretKind
 
 _SUPPORTED = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)
 
@@ -151,3 +156,36 @@ def ca_residual(kind: SecretKind, data: Mapping[str, bytes], *, now: datetime) -
     if kind not in (SecretKind.CA, SecretKind.FRONT_PROXY_CA):
         raise PkiError(f"{kind.value} is not a CA Secret")
     return summarize(kind, data).residual(now)
+
+
+@dataclass(frozen=True, slots=True)
+class CaBundle:
+    """The CA certificates a CA Secret holds, to distribute to nodes: PEM, and their facts."""
+
+    pem: bytes
+    certificates: tuple[CertSummary, ...]
+
+
+def ca_bundle(kind: SecretKind, data: Mapping[str, bytes]) -> CaBundle:
+    """Every certificate of a CA Secret's certificate key (`ca.crt` of `<tcp>-ca`), in order,
+    each checked to be a CA; raises SecretDataError naming the key when it is missing, not
+    PEM, or holds a certificate that is not a CA."""
+    if kind not in (SecretKind.CA, SecretKind.FRONT_PROXY_CA):
+        raise PkiError(f"{kind.value} is not a CA Secret")
+    key = PROFILES[kind].cert_key
+    assert key is not None  # CA profiles name their certificate key
+    raw = data.get(key)
+    if not raw:
+        raise SecretDataError(kind, key, "is missing")
+    try:
+        certs = load_certificates(raw)
+    except PkiError:
+        raise SecretDataError(kind, key, "is not a PEM certificate") from None
+    for cert in certs:
+        if not cert_is_ca(cert):
+            subject = cert.subject.rfc4514_string()
+            raise SecretDataError(kind, key, f"holds {subject}, which is no CA")
+    return CaBundle(
+        pem=b"".join(certificate_pem(c) for c in certs),
+        certificates=tuple(summarize_certificate(kind, key, c, key_matches=False) for c in certs),
+    )
