@@ -48,9 +48,12 @@ class ProcStat:
         return 0
 
     def children(self) -> list[ProcStat]:
-        """The direct child processes (e.g. the watcher's checker)."""
+        """The direct child processes (e.g. the watcher's checker); none once it has exited."""
         kids: list[ProcStat] = []
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
+        tasks = Path(f"/proc/{self.pid}/task")
+        if not tasks.is_dir():
+            return kids
+        for task in tasks.iterdir():
             try:
                 kids.extend(ProcStat(int(pid)) for pid in (task / "children").read_text().split())
             except FileNotFoundError:
