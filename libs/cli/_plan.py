@@ -25,6 +25,7 @@ from libs.cli._opsutil import CliError, Exit, stamp, table
 from libs.contracts import subjects
 from libs.contracts.api import ScheduledRenewal, ScheduleRequest
 from libs.contracts.codec import MalformedMessage, decode_schedule, encode
+from libs.contracts.records import Phase, RotationRecord
 from libs.pki import short_human_duration
 
 REQUEST_TIMEOUT = 10.0
@@ -84,6 +85,7 @@ class PlannedRollout:
     in_window: bool  # False: some could not wait for a window
     windows: str
     window_opens: datetime | None = None  # the opening of the window it renews in
+    rotation: str = ""  # a requested rotation waiting for its window: its id
 
     @property
     def key(self) -> tuple[str, str]:
@@ -109,6 +111,37 @@ def rollouts(renewals: Iterable[ScheduledRenewal]) -> list[PlannedRollout]:
         for (ns, tcp, at), group in groups.items()
     ]
     return sorted(planned, key=lambda p: (p.at, p.deadline, p.key))
+
+
+REQUESTED = "requested rotation"
+
+
+def scheduled_rotations(
+    records: Iterable[RotationRecord], since: datetime | None, until: datetime | None
+) -> list[PlannedRollout]:
+    """The requested rotations waiting for a maintenance window (`scheduled` records) that
+    start within [since, until): one rollout each, at the window opening they wait for."""
+    planned = []
+    for r in records:
+        at = r.not_before
+        if r.phase is not Phase.SCHEDULED or at is None:
+            continue
+        if (since is not None and at < since) or (until is not None and at >= until):
+            continue
+        planned.append(
+            PlannedRollout(
+                namespace=r.namespace,
+                tcp=r.tcp,
+                at=at,
+                deadline=r.deadline or at,
+                secrets=tuple(f"{r.tcp}-{s}" for s in r.secrets),
+                in_window=True,
+                windows=REQUESTED,
+                window_opens=at,
+                rotation=r.id,
+            )
+        )
+    return planned
 
 
 def estimate_starts(
@@ -223,6 +256,8 @@ def _when(moment: datetime, now: datetime) -> str:
 
 
 def window_note(p: PlannedRollout) -> str:
+    if p.rotation:
+        return "requested, waits for it"
     if not p.windows:
         return "no window"
     return "in window" if p.in_window else "outside windows (cannot wait)"
@@ -330,7 +365,10 @@ def plan_data(
                 "inWindow": p.in_window,
                 "windows": p.windows,
                 "windowOpens": stamp(p.window_opens) if p.window_opens else None,
-                "certificates": [
+                "rotation": p.rotation or None,
+                "certificates": [{"secret": name} for name in p.secrets]
+                if p.rotation
+                else [
                     {
                         "secret": r.secret,
                         "kind": r.kind,

@@ -57,6 +57,7 @@ from libs.cli._plan import (
     read_schedule,
     render_plan,
     rollouts,
+    scheduled_rotations,
 )
 from libs.cli._rotate import (
     RotationWatch,
@@ -442,9 +443,13 @@ def _plan(args: argparse.Namespace) -> int:
     until: datetime = args.until or datetime.now(UTC) + timedelta(days=7)
     if since is not None and until <= since:
         fail(Exit.USAGE, "--until must come after --since")
-    found, slots, now = run_async(_read_plan(args, namespace, name, since, until))
+    found, records, slots, now = run_async(_read_plan(args, namespace, name, since, until))
     budget = (slots.total, slots.per_namespace)
-    started = estimate_starts(rollouts(found), *budget, args.rollout_time)
+    planned = sorted(
+        [*rollouts(found), *scheduled_rotations(records, since, until)],
+        key=lambda p: (p.at, p.deadline, p.key),
+    )
+    started = estimate_starts(planned, *budget, args.rollout_time)
     if args.output == "json":
         data = plan_data(started, found, budget, args.rollout_time, (since, until))
         print(json.dumps(data, indent=2))
@@ -459,11 +464,14 @@ async def _read_plan(
     name: str | None,
     since: datetime | None,
     until: datetime,
-) -> tuple[list[ScheduledRenewal], Slots, datetime]:
+) -> tuple[list[ScheduledRenewal], list[RotationRecord], Slots, datetime]:
+    """The scheduled renewals, the open rotation records (for the requested rotations that wait
+    for a window), the rollout budget, and lifecycle's clock."""
     bus = await connect_nats(*nats_target(args))
     try:
         found, now = await read_schedule(bus, namespace, name, since, until)
-        return found, await read_slots(bus), now or datetime.now(UTC)
+        records = await read_open_records(bus, namespace, name)
+        return found, records, await read_slots(bus), now or datetime.now(UTC)
     except BusError as exc:
         fail(Exit.NATS, str(exc))
     finally:

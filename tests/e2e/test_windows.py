@@ -208,6 +208,11 @@ def test_a_requested_rotation_may_wait_for_the_window(stack: Stack) -> None:
     assert f"waiting for the maintenance window that opens at {opens:%Y-%m-%dT%H:%M:%SZ}" in out
     (record,) = json.loads(stack.certlc("status", f"default/{tcp}", "-o", "json"))["rotations"]
     assert (record["id"], record["phase"]) == (rotation, "scheduled")
+    # and `certlc plan` has it as a rollout at the window opening
+    plan = json.loads(stack.certlc("plan", f"default/{tcp}", "-o", "json", kube=False))
+    (planned,) = [r for r in plan["rollouts"] if r["rotation"] == rotation]
+    assert datetime.fromisoformat(planned["renewsAt"]) == opens
+    assert [c["secret"] for c in planned["certificates"]] == [f"{tcp}-admin-kubeconfig"]
     requested = [json.loads(d) for d in stack.tap.audit(tcp, "rotation-requested")]
     assert [r["not_before"] for r in requested if r["rotation_id"] == rotation] == [
         f"{opens:%Y-%m-%dT%H:%M:%SZ}"

@@ -14,9 +14,12 @@ from libs.cli._plan import (
     per_window,
     render_plan,
     rollouts,
+    scheduled_rotations,
 )
 from libs.cli._status import renewal_text
 from libs.contracts.api import ScheduledRenewal
+from libs.contracts.messages import Reason, RotateCommand
+from libs.contracts.records import Requested, Scheduled, advance
 
 T0 = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -149,3 +152,24 @@ def test_the_plan_sums_up_each_window_opening() -> None:
         ("2026-06-02T02:00:00Z (0 2 * * * 4h UTC)", 1, 1, tomorrow),
         ("outside windows (cannot wait)", 1, 1, T0),  # d: the earliest deadline, served first
     ]
+
+
+def test_a_requested_rotation_waiting_for_its_window_is_a_rollout_of_the_plan() -> None:
+    command = RotateCommand(
+        id="req-1", namespace="default", tcp="w", tcp_uid="u", secrets=("admin-kubeconfig",),
+        reason=Reason.REQUESTED, requested_at=T0 - MINUTE,
+    )  # fmt: skip
+    waiting = advance(None, Scheduled(command, {}, T0 - MINUTE, T0)).record
+    started = advance(None, Requested(command, {}, T0 - MINUTE)).record
+    assert waiting is not None
+    assert started is not None
+    (planned,) = scheduled_rotations([waiting, started], None, T0 + timedelta(days=7))
+    assert (planned.tcp, planned.at, planned.secrets) == ("w", T0, ("w-admin-kubeconfig",))
+    assert planned.rotation == "req-1"
+    assert scheduled_rotations([waiting], T0 + MINUTE, None) == []  # before the period
+    assert scheduled_rotations([waiting], None, T0) == []  # the period ends before it
+    lines = render_plan(estimate_starts([planned], 0, 0, MINUTE), T0 - MINUTE, (0, 0), MINUTE,
+                        (None, T0 + timedelta(days=7)))  # fmt: skip
+    row = next(line for line in lines if "default/w" in line)
+    assert "requested, waits for it" in row
+    assert any(line.startswith("2026-06-01T02:00:00Z (requested rotation)") for line in lines)
