@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +20,7 @@ from kubernetes import client, config
 
 from certlc_dev.devenv import identities, seed
 from certlc_dev.devenv.nats_server import NatsServer
-from certlc_dev.devenv.stack import ServiceSet
+from certlc_dev.devenv.stack import ServiceSet, seed_datastores, seed_tenant
 from certlc_dev.kubesim import KubeSim
 
 T = TypeVar("T")
@@ -306,3 +306,18 @@ def start_stack(
         nats_server.stop()
         crashed = {k: v for k, v in codes.items() if v not in (0, None)}
         assert not crashed, f"services did not stop cleanly: {crashed}\n{services.logs()[-8000:]}"
+
+
+def start_with_tenants(
+    workdir: Path, serving: Any, tenants: Iterable[str], settings: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """`start_stack` with the default etcd DataStore and `tenants` created as Kamaji creates
+    them, each issued by certlc and rolled out."""
+    names = tuple(tenants)
+    for s in start_stack(workdir, serving, settings):
+        seed_datastores(s.sim, postgres=False)
+        for name in names:
+            seed_tenant(s.sim, name)
+        for name in names:
+            s.first_issued(name, timeout=90)
+        yield s

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from certlc_dev.devenv.stack import seed_datastores, seed_tenant
-from tests.e2e.harness import Stack, start_stack, wait_for
+from tests.e2e.harness import Stack, start_with_tenants, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -25,13 +24,7 @@ BUCKETS = 5
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterator[Stack]:
-    for s in start_stack(Path(tmp_path_factory.mktemp("e2e-jitter")), kube_serving):
-        seed_datastores(s.sim, postgres=False)
-        for name in TCPS:
-            seed_tenant(s.sim, name)
-        for name in TCPS:
-            s.first_issued(name, timeout=90)
-        yield s
+    yield from start_with_tenants(Path(tmp_path_factory.mktemp("e2e-jitter")), kube_serving, TCPS)
 
 
 def gauges(stack: Stack) -> dict[tuple[str, str], tuple[float, float]]:

@@ -15,8 +15,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certlc_dev.devenv.stack import seed_datastores, seed_tenant
-from tests.e2e.harness import Stack, start_stack, wait_for
+from tests.e2e.harness import Stack, start_with_tenants, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -27,13 +26,8 @@ TCPS = tuple(f"keys-{i}" for i in range(4))
 def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterator[Stack]:
     # a small reserve, so that the rounds below drain it and it is refilled between them
     settings = {"CERTLC_KEY_RESERVE": "8"}
-    for s in start_stack(Path(tmp_path_factory.mktemp("e2e-keys")), kube_serving, settings):
-        seed_datastores(s.sim, postgres=False)
-        for name in TCPS:
-            seed_tenant(s.sim, name)
-        for name in TCPS:
-            s.first_issued(name, timeout=90)
-        yield s
+    workdir = Path(tmp_path_factory.mktemp("e2e-keys"))
+    yield from start_with_tenants(workdir, kube_serving, TCPS, settings)
 
 
 def spki(cert_pem: bytes) -> bytes:
