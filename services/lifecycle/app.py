@@ -229,7 +229,10 @@ class Lifecycle:
             now = now_utc()
             while self.timers and self.timers[0][0] <= now:
                 _, key = heapq.heappop(self.timers)
-                self.due.setdefault(key, now)
+                # now, even when a later moment is already due for it (a re-evaluation slot):
+                # keeping that one would delay what this timer is for until then
+                if (current := self.due.get(key)) is None or now < current:
+                    self.due[key] = now
             nearest = None
             if self.ready():
                 for key in [k for k, t in self.due.items() if t <= now]:
