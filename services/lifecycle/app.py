@@ -367,25 +367,33 @@ class Lifecycle:
             )
             digest = hashlib.sha256("|".join(seen).encode()).hexdigest()[:24]
             await publish_audit(self.bus, rejection, f"{tcp.uid}:{digest}")
-        if (external := decision.external_warning) is not None:
-            mark = (key, "external", external.not_after)
-            if mark not in self.warned:
-                self.warned.add(mark)
-                log.warning(external.message, extra={"namespace": ns, "tcp": name})
-                ext = ExternalCertificateExpiring(
-                    namespace=ns,
-                    tcp=name,
-                    at=now,
-                    datastore=external.datastore,
-                    not_after=external.not_after,
-                    message=external.message,
-                )
-                mark_id = f"{tcp.uid}:external:{external.not_after.isoformat()}"
-                await publish_audit(self.bus, ext, mark_id)
+        external = decision.external_warning
+        if external is not None and self.first_warning(
+            key, (key, "external", external.not_after), external.message
+        ):
+            ext = ExternalCertificateExpiring(
+                namespace=ns,
+                tcp=name,
+                at=now,
+                datastore=external.datastore,
+                not_after=external.not_after,
+                message=external.message,
+            )
+            mark_id = f"{tcp.uid}:external:{external.not_after.isoformat()}"
+            await publish_audit(self.bus, ext, mark_id)
         for outside in decision.outside_window:
             await self.report_outside_window(key, tcp.uid, outside, now)
         if decision.next_check is not None:
             heapq.heappush(self.timers, (decision.next_check, key))
+
+    def first_warning(self, key: TcpKey, mark: tuple[TcpKey, str, datetime], message: str) -> bool:
+        """Log a warning the first time `mark` is seen (re-evaluations repeat it); whether it
+        was the first time, and so whether to publish its audit event."""
+        if mark in self.warned:
+            return False
+        self.warned.add(mark)
+        log.warning(message, extra={"namespace": key[0], "tcp": key[1]})
+        return True
 
     async def report_outside_window(
         self, key: TcpKey, uid: str, outside: OutsideWindow, now: datetime
@@ -393,11 +401,10 @@ class Lifecycle:
         """A renewal that could not wait for a window: logged, and one audit event for it."""
         ns, name = key
         which = ",".join(k.value for k in outside.kinds)
-        mark = (key, "window:" + which, outside.not_after)
-        if mark in self.warned:
+        if not self.first_warning(
+            key, (key, "window:" + which, outside.not_after), outside.message
+        ):
             return
-        self.warned.add(mark)
-        log.warning(outside.message, extra={"namespace": ns, "tcp": name})
         late = RenewalOutsideWindow(
             namespace=ns,
             tcp=name,
