@@ -27,6 +27,7 @@ from libs.contracts.api import (
     RotationFailed,
     RotationRejected,
     RotationRequested,
+    RotationStepDone,
     SecretWrittenEvent,
 )
 
@@ -46,7 +47,18 @@ def _requested(e: RotationRequested) -> str:
     text += f" by {e.requester}" if e.requester else ""
     if e.not_before is not None:
         text += f", waiting for the maintenance window at {stamp(e.not_before)}"
+    if e.step:
+        text += f" (phased rotation of {e.phased}: {e.step})"
     return text
+
+
+def _step_done(e: RotationStepDone) -> str:
+    text = f"{e.secret}: {e.step} rolled out"
+    if not e.next_step:
+        return text + "; phased rotation complete"
+    if e.moves_on_at is None:
+        return text + f"; {e.next_step} waits for --complete"
+    return text + f"; {e.next_step} at {stamp(e.moves_on_at)}"
 
 
 _DETAILS: dict[type[Any], Callable[[Any], str]] = {
@@ -67,6 +79,7 @@ _DETAILS: dict[type[Any], Callable[[Any], str]] = {
     ExternalCertificateExpiring: lambda e: f"datastore {e.datastore}: {e.message}",
     AnnotationRejected: lambda e: f"{e.annotation}={e.value!r}: {e.message}",
     RenewalOutsideWindow: lambda e: e.message,
+    RotationStepDone: _step_done,
 }
 
 

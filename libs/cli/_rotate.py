@@ -25,6 +25,7 @@ from libs.contracts.api import (
     RolloutStarted,
     RotateAccepted,
     RotationFailed,
+    RotationStepDone,
     SecretWrittenEvent,
     Target,
 )
@@ -39,7 +40,7 @@ from libs.pki import (
     secret_name,
 )
 
-TARGET_WORDS = (Target.X509, Target.KUBECONFIG, Target.CA)
+TARGET_WORDS = (Target.X509, Target.KUBECONFIG, Target.CA, Target.SA)
 
 
 class TargetError(ValueError):
@@ -54,7 +55,7 @@ class TargetSpec:
 
 
 def parse_target(tcp: str, text: str) -> TargetSpec:
-    """`x509`, `kubeconfig`, `ca`, a Secret name (`<tcp>-<suffix>`) or a suffix."""
+    """`x509`, `kubeconfig`, `ca`, `sa`, a Secret name (`<tcp>-<suffix>`) or a suffix."""
     word = text.strip()
     for t in TARGET_WORDS:
         if word == t.value:
@@ -226,6 +227,11 @@ class RotationWatch:
     ca_started: bool = False
 
     @property
+    def phased(self) -> bool:
+        """A step of a phased rotation: it ends when that step is rolled out."""
+        return bool(self.accepted.step)
+
+    @property
     def kinds(self) -> frozenset[str]:
         return frozenset(self.accepted.secrets)
 
@@ -251,7 +257,7 @@ class RotationWatch:
             return None, None
         self.written.add(e.kind)
         line = f"{at}  secret written       {e.secret} ({e.action})"
-        if not self.mounted and self.kinds <= self.written:
+        if not self.mounted and self.kinds <= self.written and not self.phased:
             return line, Outcome(True, "every Secret written; none is mounted: no rollout")
         return line, None
 
@@ -275,7 +281,8 @@ class RotationWatch:
             return None, None
         line = f"{at}  rollout completed    deployment {e.deployment} in {e.duration_seconds:.1f}s"
         # A CA rotation ends after this, when rollout has set the TCP Ready again.
-        return line, None if self.ca_started else Outcome(True, "rollout completed")
+        ends = not (self.ca_started or self.phased)
+        return line, Outcome(True, "rollout completed") if ends else None
 
     def _rollout_failed(self, e: RolloutFailed, at: str) -> Step:
         if e.rotation_id not in self.rollouts:
@@ -290,6 +297,18 @@ class RotationWatch:
         if not self._ours(e):
             return None, None
         return f"{at}  CA rotation completed", Outcome(True, "CA rotation completed")
+
+    def _step_done(self, e: RotationStepDone, at: str) -> Step:
+        if not self._ours(e) or e.step != self.accepted.step:
+            return None, None
+        if not e.next_step:
+            then = "the phased rotation is complete"
+        elif e.moves_on_at is None:
+            then = f"{e.next_step} waits for --complete"
+        else:
+            then = f"{e.next_step} starts by itself at {e.moves_on_at.strftime('%H:%M:%S')}"
+        line = f"{at}  step {e.step} rolled out"
+        return line, Outcome(True, f"{e.step} rolled out; {then}")
 
     def _failed(self, e: RotationFailed, at: str) -> Step:
         if not self._ours(e):
@@ -310,6 +329,7 @@ class RotationWatch:
         RolloutCompleted: _rollout_completed,
         RolloutFailed: _rollout_failed,
         CaRotationCompleted: _ca_completed,
+        RotationStepDone: _step_done,
         RotationFailed: _failed,
         LoopGuardTripped: _loop_guard,
     }

@@ -68,6 +68,31 @@ def _next(record: RotationRecord, now: datetime) -> str:
     return "due" if wait.total_seconds() <= 0 else f"in {short_human_duration(wait)}"
 
 
+def waits_for(record: RotationRecord, now: datetime) -> str:
+    """What a phased rotation waits for ("" for one that waits for nothing)."""
+    following = record.step.next
+    if record.phase is not Phase.WAITING or following is None:
+        return ""
+    ref = f"{record.namespace}/{record.tcp}"
+    target = {"ca": "ca", "sa-certificate": "sa"}.get(record.phased, record.phased)
+    moves_on = record.moves_on_at()
+    if moves_on is None:
+        return f"{following.value} waits for the operator: certlc rotate {ref} {target} --complete"
+    left = moves_on - now
+    when = "now" if left.total_seconds() <= 0 else f"in {short_human_duration(left)}"
+    return (
+        f"{following.value} starts {when} ({stamp(moves_on)}); sooner with "
+        f"certlc rotate {ref} {target} --complete"
+    )
+
+
+def _phase(record: RotationRecord) -> str:
+    text = record.phase.value + (f" ({record.stage.value})" if record.stage.value else "")
+    if record.step.value:
+        return f"{record.step.value}: {text}"
+    return text
+
+
 def _what(record: RotationRecord) -> str:
     shown = ", ".join(record.secrets[:3])
     more = len(record.secrets) - 3
@@ -82,8 +107,10 @@ def render_records(records: Sequence[RotationRecord], now: datetime) -> list[str
         [
             f"{r.namespace}/{r.tcp}",
             r.id,
-            r.reason.value + (" (CA)" if r.ca_rotation else ""),
-            r.phase.value + (f" ({r.stage.value})" if r.stage.value else ""),
+            r.reason.value
+            + (" (CA)" if r.ca_rotation else "")
+            + (f" (phased {r.phased})" if r.phased else ""),
+            _phase(r),
             r.rollout.value or "-",
             str(r.attempts),
             _next(r, now),
@@ -99,12 +126,30 @@ def render_records(records: Sequence[RotationRecord], now: datetime) -> list[str
         for r in records
         if r.phase is Phase.FAILED and r.last_error
     ]
+    notes += [
+        f"- {r.namespace}/{r.tcp}: phased rotation {r.id} of {r.phased}: {r.step.value} rolled "
+        f"out; {wait}"
+        for r in records
+        if (wait := waits_for(r, now))
+    ]
     return [*lines, *(["", *notes] if notes else [])]
 
 
-def record_data(record: RotationRecord) -> dict[str, Any]:
+def record_data(record: RotationRecord, now: datetime) -> dict[str, Any]:
     def when(moment: datetime | None) -> str | None:
         return stamp(moment) if moment is not None else None
+
+    phased = (
+        {
+            "phased": record.phased,
+            "step": record.step.value,
+            "stepDoneAt": when(record.step_done_at),
+            "movesOnAt": when(record.moves_on_at()),
+            "waitingFor": waits_for(record, now) or None,
+        }
+        if record.phased
+        else {}
+    )
 
     return {
         "namespace": record.namespace,
@@ -123,6 +168,7 @@ def record_data(record: RotationRecord) -> dict[str, Any]:
         "requestedAt": when(record.requested_at),
         "updatedAt": when(record.updated_at),
         "rolloutSince": when(record.rollout_since),
+        **phased,
     }
 
 

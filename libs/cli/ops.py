@@ -79,7 +79,7 @@ from libs.cli._rotations import (
 from libs.cli._status import as_data, collect, render_table
 from libs.cli.certs import parse_duration
 from libs.contracts import subjects
-from libs.contracts.api import RotateAccepted, RotateRequest, ScheduledRenewal
+from libs.contracts.api import RotateAccepted, RotateRequest, ScheduledRenewal, Target
 from libs.contracts.budget import Slots
 from libs.contracts.codec import MalformedMessage, decode_accepted, decode_audit, encode
 from libs.contracts.messages import KeyMaterialError
@@ -130,6 +130,71 @@ def _kube_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _register_rotate(subparsers: Any) -> None:
+    rotate = subparsers.add_parser(
+        "rotate",
+        help="ask certlc to re-issue a TCP's certificates (and roll it out)",
+        description="TARGET: x509, kubeconfig, ca, sa, or one Secret (k8s-126-admin-kubeconfig "
+        "or admin-kubeconfig). `ca --phased` (or front-proxy-ca-certificate --phased) rotates a "
+        "CA in three steps with no downtime: prepare (both CAs trusted), swap (everything "
+        "re-issued by the new CA), complete (the old CA dropped); each --complete moves it on. "
+        "`sa` rotates the service-account key the same way, with an overlap.",
+    )
+    rotate.add_argument("tcp", metavar="NS/TCP")
+    rotate.add_argument("target", metavar="TARGET")
+    rotate.add_argument("--reason", default="", metavar="TEXT", help="why (kept in the audit)")
+    rotate.add_argument(
+        "--requester",
+        default=os.environ.get("USER") or "certlc-cli",
+        metavar="NAME",
+        help="who asks (default: $USER)",
+    )
+    rotate.add_argument(
+        "--request-id", default="", help="idempotency key: the same id never rotates twice"
+    )
+    rotate.add_argument(
+        "--wait", action="store_true", help="follow the rotation until its rollout ends"
+    )
+    rotate.add_argument(
+        "--wait-for-window",
+        action="store_true",
+        help="start it only in one of the TCP's maintenance windows (at once when one is open "
+        "or the TCP has none)",
+    )
+    rotate.add_argument(
+        "--phased",
+        action="store_true",
+        help="rotate the CA (ca, front-proxy-ca-certificate) in phases; it stops after prepare",
+    )
+    rotate.add_argument(
+        "--complete",
+        action="store_true",
+        help="move the open phased rotation of TARGET on to its next step",
+    )
+    rotate.add_argument(
+        "--overlap",
+        type=parse_timeout,
+        default=None,
+        metavar="DURATION",
+        help="with --phased or sa: each wait between steps ends by itself after this long "
+        "(a CA otherwise waits for --complete; sa defaults to CERTLC_SA_OVERLAP, 48h)",
+    )
+    rotate.add_argument(
+        "--timeout",
+        type=parse_timeout,
+        default=timedelta(minutes=5),
+        help="how long --wait waits: 90s, 5m, 1h, or a number of seconds (default 5m)",
+    )
+    rotate.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show what would be re-issued and rolled out; publish nothing",
+    )
+    _nats_flag(rotate)
+    _kube_flag(rotate)
+    rotate.set_defaults(func=cmd_rotate)
+
+
 def register(subparsers: Any) -> None:
     """Add `status`, `rotate`, `audit`, `plan` and `ca` to the `certlc` parser."""
     ca = subparsers.add_parser("ca", help="a TCP's certificate authorities")
@@ -176,47 +241,7 @@ def register(subparsers: Any) -> None:
     _nats_flag(status)
     status.set_defaults(func=cmd_status)
 
-    rotate = subparsers.add_parser(
-        "rotate",
-        help="ask certlc to re-issue a TCP's certificates (and roll it out)",
-        description="TARGET: x509, kubeconfig, ca, or one Secret (k8s-126-admin-kubeconfig or "
-        "admin-kubeconfig).",
-    )
-    rotate.add_argument("tcp", metavar="NS/TCP")
-    rotate.add_argument("target", metavar="TARGET")
-    rotate.add_argument("--reason", default="", metavar="TEXT", help="why (kept in the audit)")
-    rotate.add_argument(
-        "--requester",
-        default=os.environ.get("USER") or "certlc-cli",
-        metavar="NAME",
-        help="who asks (default: $USER)",
-    )
-    rotate.add_argument(
-        "--request-id", default="", help="idempotency key: the same id never rotates twice"
-    )
-    rotate.add_argument(
-        "--wait", action="store_true", help="follow the rotation until its rollout ends"
-    )
-    rotate.add_argument(
-        "--wait-for-window",
-        action="store_true",
-        help="start it only in one of the TCP's maintenance windows (at once when one is open "
-        "or the TCP has none)",
-    )
-    rotate.add_argument(
-        "--timeout",
-        type=parse_timeout,
-        default=timedelta(minutes=5),
-        help="how long --wait waits: 90s, 5m, 1h, or a number of seconds (default 5m)",
-    )
-    rotate.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="show what would be re-issued and rolled out; publish nothing",
-    )
-    _nats_flag(rotate)
-    _kube_flag(rotate)
-    rotate.set_defaults(func=cmd_rotate)
+    _register_rotate(subparsers)
 
     audit = subparsers.add_parser(
         "audit",
@@ -317,7 +342,7 @@ def _status(args: argparse.Namespace) -> int:
         data["ok"] = ok
         if unscheduled:
             data["renewalsError"] = unscheduled
-        data["rotations"] = [record_data(r) for r in records]
+        data["rotations"] = [record_data(r, now) for r in records]
         data["rolloutQueue"] = slots_data(slots, namespace, name)
         data["rotationsRead"] = not args.no_rotations and not unread
         if unread:
@@ -491,9 +516,22 @@ def _rotate(args: argparse.Namespace) -> int:
         spec = parse_target(tcp, args.target)
     except TargetError as exc:
         fail(Exit.USAGE, str(exc))
+    phased = args.phased or args.complete or spec.target is Target.SA
+    if (args.phased or args.overlap is not None) and args.complete:
+        fail(
+            Exit.USAGE,
+            "--complete moves an open phased rotation on; it takes no --phased or --overlap",
+        )
+    if args.overlap is not None and not phased:
+        fail(Exit.USAGE, "--overlap applies to a phased rotation (--phased, or the target sa)")
     if args.dry_run:
+        if phased:
+            fail(
+                Exit.USAGE,
+                "--dry-run shows an immediate rotation; `certlc status` shows a phased one",
+            )
         return _dry_run(args, namespace, tcp, spec)
-    if spec.kind is SecretKind.SA:
+    if spec.kind is SecretKind.SA and not phased:
         print("\n".join(token_warning(tcp)), file=sys.stderr)
     try:
         req = RotateRequest(
@@ -505,6 +543,9 @@ def _rotate(args: argparse.Namespace) -> int:
             requester=args.requester,
             request_id=args.request_id,
             wait_for_window=args.wait_for_window,
+            phased=args.phased,
+            complete=args.complete,
+            overlap_seconds=args.overlap.total_seconds() if args.overlap is not None else 0.0,
         )
     except (KeyMaterialError, ValueError) as exc:
         fail(Exit.USAGE, f"bad request: {exc}")
@@ -599,6 +640,8 @@ async def _rotate_async(args: argparse.Namespace, req: RotateRequest) -> int:
         accepted = await _ask(bus, req)
         names = [f"{accepted.tcp}-{s}" for s in accepted.secrets]
         kind = " (CA rotation)" if accepted.ca_rotation else ""
+        if accepted.phased:
+            kind = f" (phased rotation of {accepted.tcp}-{accepted.phased}, step {accepted.step})"
         print(f"rotation {accepted.id} accepted for {accepted.namespace}/{accepted.tcp}{kind}")
         if req.note:
             print(f"reason: {req.note}")

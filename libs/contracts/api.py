@@ -22,6 +22,7 @@ class Target(enum.StrEnum):
     X509 = "x509"  # every Secret labelled certificate_lifecycle_controller=x509
     KUBECONFIG = "kubeconfig"  # every Secret labelled certificate_lifecycle_controller=kubeconfig
     CA = "ca"  # the TCP's CA, then everything it signs
+    SA = "sa"  # the service-account signing key, in phases with an overlap (libs/pki/phased.py)
 
 
 class RotateRequest(Message, frozen=True, kw_only=True, tag="rotate.request"):
@@ -34,6 +35,15 @@ class RotateRequest(Message, frozen=True, kw_only=True, tag="rotate.request"):
     request_id: str = ""  # optional idempotency key chosen by the caller
     # Start it only when one of the TCP's maintenance windows is open (at once without any).
     wait_for_window: bool = False
+    # Rotate the signer in phases (prepare, swap, complete; libs/pki/phased.py): the target
+    # `ca`, or the Secret `ca`, `front-proxy-ca-certificate` or `sa-certificate`; `sa` always is.
+    phased: bool = False
+    # Move the open phased rotation of that signer on to its next step (no new rotation).
+    complete: bool = False
+    # Seconds each wait between steps lasts before the next step starts by itself; 0: the
+    # default (a CA waits for `complete`; the SA key moves to swap at once and completes after
+    # CERTLC_SA_OVERLAP).
+    overlap_seconds: float = 0.0
 
 
 class RotateAccepted(Message, frozen=True, kw_only=True, tag="rotate.accepted"):
@@ -43,6 +53,8 @@ class RotateAccepted(Message, frozen=True, kw_only=True, tag="rotate.accepted"):
     secrets: tuple[str, ...]
     ca_rotation: bool = False
     not_before: datetime | None = None  # waits for a maintenance window opening then; None: now
+    phased: str = ""  # a phased rotation of this Secret (profile suffix)
+    step: str = ""  # the step this request started: prepare, swap or complete
 
 
 MAX_SCHEDULE_PAGE = 1000
@@ -110,6 +122,19 @@ class RotationRequested(AuditEvent, frozen=True, kw_only=True, tag="rotation.req
     requester: str = ""
     ca_rotation: bool = False
     not_before: datetime | None = None  # a requested rotation waiting for a maintenance window
+    phased: str = ""  # a step of a phased rotation of this Secret (profile suffix)
+    step: str = ""  # that step: prepare, swap or complete
+
+
+class RotationStepDone(AuditEvent, frozen=True, kw_only=True, tag="rotation.step-done"):
+    """A step of a phased rotation is rolled out. `next_step` is "" after complete; the next
+    step starts at `moves_on_at`, or when the operator says (`certlc rotate ... --complete`)
+    when that is None."""
+
+    secret: str  # the Secret rotated in phases (profile suffix)
+    step: str
+    next_step: str = ""
+    moves_on_at: datetime | None = None
 
 
 class RotationRejected(AuditEvent, frozen=True, kw_only=True, tag="rotation.rejected"):
@@ -210,6 +235,7 @@ class RenewalOutsideWindow(AuditEvent, frozen=True, kw_only=True, tag="renewal.o
 Audit = (
     RotationRequested
     | RotationRejected
+    | RotationStepDone
     | CertificateIssued
     | SecretWrittenEvent
     | RotationFailed

@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from libs.pki.phased import RotationStep, round_id
+
 MAX_TEXT = 2048
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----")
 _BLOB = re.compile(r"[A-Za-z0-9+/=_-]{200,}")
@@ -214,6 +216,14 @@ class RotateCommand(Message, frozen=True, kw_only=True, tag="rotate.command"):
     # replaced, the request time for a missing or invalid one. Rollouts wait for a slot of the
     # rollout budget in this order (libs/contracts/budget.py).
     deadline: datetime | None = None
+    # A step of a phased rotation (libs/pki/phased.py) of the Secret kind `phased`.
+    phased: str = ""
+    step: RotationStep = RotationStep.NONE
+
+    @property
+    def round_id(self) -> str:
+        """This step's round: marks its writes and messages ("<id>/<step>"; the id unphased)."""
+        return round_id(self.id, self.step)
 
 
 class CaRotationBegan(Message, frozen=True, kw_only=True, tag="ca-rotation.began"):
@@ -241,6 +251,12 @@ class SecretsWritten(Message, frozen=True, kw_only=True, tag="secrets.written"):
     reason: Reason
     ca_rotation: bool = False
     written_at: datetime
+    step: RotationStep = RotationStep.NONE  # the step of a phased rotation these Secrets are
+
+    @property
+    def round_id(self) -> str:
+        """The round these Secrets were written in ("<id>/<step>"; the id unphased)."""
+        return round_id(self.id, self.step)
 
 
 Issued = CaRotationBegan | SecretsWritten

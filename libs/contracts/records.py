@@ -17,6 +17,13 @@ A requested rotation that waits for a maintenance window (`wait_for_window`) sta
 `scheduled`, with `not_before`; lifecycle asks for it (`requested`) when that moment comes, and
 refreshes it daily meanwhile.
 
+A phased rotation (libs/pki/phased.py) runs that cycle once per step: prepare, swap, complete.
+When the rollout of prepare or swap is done the record is `waiting` (`step_done_at`); lifecycle
+asks for the next step (`NextStep`, back to `requested` with the next step's Secrets) when the
+operator says so or when the step's hold (`holds`) has passed. Only the complete step ends in
+`completed`. Every observation of the issuer and rollout names the step it is about, and one
+about another step than the record's changes nothing (a late redelivery of an earlier step).
+
 `failed` is never final: an issuance failure is retried after an exponential backoff (the
 issuer's message comes back then), or at once on a new cause (lifecycle re-sends the command when
 a signing Secret changed); a failed rollout keeps being checked, and completes when the
@@ -36,6 +43,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from libs.contracts.messages import Fact, Reason, RotateCommand
+from libs.pki.phased import RotationStep, round_id
 
 ROTATIONS_BUCKET = "CERTLC_ROTATIONS"
 # Records expire this long after their last write; an open record is rewritten at least once a
@@ -50,6 +58,7 @@ class Phase(enum.StrEnum):
     ISSUING = "issuing"  # the issuer is minting and writing
     WRITTEN = "written"  # Secrets written; rollout has not patched yet
     ROLLING_OUT = "rolling-out"  # the Deployment is rolling out the new material
+    WAITING = "waiting"  # a phased rotation's step is done: the next waits (operator, or hold)
     COMPLETED = "completed"
     FAILED = "failed"  # see `stage`: retried by backoff, or re-checked
 
@@ -103,6 +112,35 @@ class RotationRecord(Fact, frozen=True, kw_only=True):
     rollout_since: datetime | None = None
     completed_at: datetime | None = None
     not_before: datetime | None = None  # a scheduled rotation: the window opening it waits for
+    # A phased rotation: the Secret rotated in phases (kind), the step under way or done, and
+    # how long to hold after prepare and after swap before the next step (seconds; HOLD_FOR_
+    # OPERATOR: until the operator moves it on).
+    phased: str = ""
+    step: RotationStep = RotationStep.NONE
+    holds: tuple[float, float] = (-1.0, -1.0)
+    step_done_at: datetime | None = None
+
+    def hold(self) -> float:
+        """Seconds the current (done) step holds before the next; HOLD_FOR_OPERATOR: no end."""
+        match self.step:
+            case RotationStep.PREPARE:
+                return self.holds[0]
+            case RotationStep.SWAP:
+                return self.holds[1]
+            case _:
+                return HOLD_FOR_OPERATOR
+
+    def moves_on_at(self) -> datetime | None:
+        """When a waiting phased rotation moves on by itself; None: when the operator says."""
+        hold = self.hold()
+        if self.phase is not Phase.WAITING or hold < 0 or self.step_done_at is None:
+            return None
+        return self.step_done_at + timedelta(seconds=hold)
+
+    @property
+    def round_id(self) -> str:
+        """The id of the current step's round (the rotation id for an unphased rotation)."""
+        return round_id(self.id, self.step)
 
     @property
     def open(self) -> bool:
@@ -124,7 +162,12 @@ class RotationRecord(Fact, frozen=True, kw_only=True):
             ca_rotation=self.ca_rotation,
             resource_versions=dict(self.resource_versions),
             deadline=self.deadline,
+            phased=self.phased,
+            step=self.step,
         )
+
+
+HOLD_FOR_OPERATOR = -1.0
 
 
 def record_key(namespace: str, tcp: str, rotation_id: str) -> str:
@@ -155,6 +198,16 @@ class Requested:
     command: RotateCommand
     signers: dict[str, str]
     at: datetime
+    holds: tuple[float, float] = (HOLD_FOR_OPERATOR, HOLD_FOR_OPERATOR)  # a phased rotation's
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    """Lifecycle moves a waiting phased rotation from step `after` on to `command`'s step."""
+
+    after: RotationStep
+    command: RotateCommand
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +233,7 @@ class IssueFailed:
     error: str
     at: datetime
     next_retry: datetime | None  # None: not retried by time (the TCP is gone)
+    step: RotationStep = RotationStep.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +242,7 @@ class Written:
 
     at: datetime
     rolls: bool
+    step: RotationStep = RotationStep.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +252,10 @@ class RolloutSeen:
     state: RolloutState
     at: datetime
     message: str = ""
+    step: RotationStep = RotationStep.NONE
 
 
-Observation = Requested | Scheduled | IssueStarted | IssueFailed | Written | RolloutSeen
+Observation = Requested | Scheduled | NextStep | IssueStarted | IssueFailed | Written | RolloutSeen
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +279,8 @@ def _new(command: RotateCommand, phase: Phase, at: datetime, **fields: object) -
         ca_rotation=command.ca_rotation,
         resource_versions=dict(command.resource_versions),
         deadline=command.deadline,
+        phased=command.phased,
+        step=command.step,
         phase=phase,
         requested_at=command.requested_at,
         updated_at=at,
@@ -239,12 +297,17 @@ def _same(record: RotationRecord, at: datetime) -> Step:
 
 def advance(record: RotationRecord | None, obs: Observation) -> Step:
     """The pure transition of a rotation record. Phases never go back except through `failed`;
-    an observation that does not apply to the phase leaves the record as it is."""
+    an observation that does not apply to the phase leaves the record as it is, and so does
+    one about another step of a phased rotation than the record's."""
+    if record is not None and _step_of(obs) not in (None, record.step):
+        return _same(record, obs.at)
     match obs:
         case Requested():
             return _requested(record, obs)
         case Scheduled():
             return _scheduled(record, obs)
+        case NextStep():
+            return Step(None, False) if record is None else _next_step(record, obs)
         case IssueStarted():
             return _issue_started(record, obs)
         case IssueFailed():
@@ -253,6 +316,54 @@ def advance(record: RotationRecord | None, obs: Observation) -> Step:
             return _written(record, obs)
         case RolloutSeen():
             return Step(None, False) if record is None else _rollout_seen(record, obs)
+
+
+def _step_of(obs: Observation) -> RotationStep | None:
+    """The step an observation of the issuer or rollout is about (None: lifecycle's own)."""
+    match obs:
+        case IssueStarted():
+            return obs.command.step
+        case IssueFailed() | Written() | RolloutSeen():
+            return obs.step
+        case _:
+            return None
+
+
+def _done(record: RotationRecord, at: datetime, **fields: object) -> RotationRecord:
+    """A round is done: the rotation is completed, or waits for its next step."""
+    waits = record.step in (RotationStep.PREPARE, RotationStep.SWAP)
+    return msgspec.structs.replace(
+        record,
+        phase=Phase.WAITING if waits else Phase.COMPLETED,
+        completed_at=None if waits else at,
+        step_done_at=at if waits else record.step_done_at,
+        updated_at=at,
+        **fields,
+    )
+
+
+def _next_step(record: RotationRecord, obs: NextStep) -> Step:
+    if record.phase is not Phase.WAITING or record.step is not obs.after:
+        return _same(record, obs.at)
+    command = obs.command
+    moved = msgspec.structs.replace(
+        record,
+        phase=Phase.REQUESTED,
+        stage=Stage.NONE,
+        step=command.step,
+        secrets=command.secrets,
+        resource_versions=dict(command.resource_versions),
+        attempts=0,
+        resends=0,
+        last_error="",
+        next_retry=None,
+        rollout=RolloutState.NONE,
+        written_at=None,
+        rollout_since=None,
+        step_done_at=None,
+        updated_at=obs.at,
+    )
+    return Step(moved, True)
 
 
 def _failed_issuing(record: RotationRecord) -> bool:
@@ -272,7 +383,8 @@ def _scheduled(record: RotationRecord | None, obs: Scheduled) -> Step:
 
 def _requested(record: RotationRecord | None, obs: Requested) -> Step:
     if record is None:
-        return Step(_new(obs.command, Phase.REQUESTED, obs.at, signers=obs.signers), True)
+        new = _new(obs.command, Phase.REQUESTED, obs.at, signers=obs.signers, holds=obs.holds)
+        return Step(new, True)
     if record.phase is Phase.SCHEDULED:  # its window opened: asked now
         return Step(msgspec.structs.replace(record, phase=Phase.REQUESTED, updated_at=obs.at), True)
     if _failed_issuing(record) and record.signers != obs.signers:  # a new cause: ask again now
@@ -330,17 +442,22 @@ def _written(record: RotationRecord | None, obs: Written) -> Step:
         _failed_issuing(record)
     ):
         return _same(record, obs.at)
-    done = msgspec.structs.replace(
+    if not obs.rolls:  # nothing changed: nothing to roll out
+        done = _done(
+            record, obs.at, stage=Stage.NONE, last_error="", next_retry=None, written_at=obs.at
+        )
+        return Step(done, True)
+    written = msgspec.structs.replace(
         record,
-        phase=Phase.WRITTEN if obs.rolls else Phase.COMPLETED,
+        phase=Phase.WRITTEN,
         stage=Stage.NONE,
         last_error="",
         next_retry=None,
         written_at=obs.at,
-        completed_at=None if obs.rolls else obs.at,
+        completed_at=None,
         updated_at=obs.at,
     )
-    return Step(done, True)
+    return Step(written, True)
 
 
 def _rollout_seen(record: RotationRecord, obs: RolloutSeen) -> Step:
@@ -351,15 +468,7 @@ def _rollout_seen(record: RotationRecord, obs: RolloutSeen) -> Step:
     if not rolling:
         return _same(record, obs.at)
     if obs.state in (RolloutState.COMPLETE, RolloutState.UNCHANGED, RolloutState.NO_DEPLOYMENT):
-        done = replace(
-            record,
-            phase=Phase.COMPLETED,
-            stage=Stage.NONE,
-            rollout=obs.state,
-            last_error="",
-            completed_at=obs.at,
-            updated_at=obs.at,
-        )
+        done = _done(record, obs.at, stage=Stage.NONE, rollout=obs.state, last_error="")
         return Step(done, True)
     since = record.rollout_since or obs.at
     if obs.state is RolloutState.FAILED:
@@ -390,11 +499,13 @@ def _rollout_seen(record: RotationRecord, obs: RolloutSeen) -> Step:
 
 
 __all__ = [
+    "HOLD_FOR_OPERATOR",
     "RECORD_TTL",
     "REFRESH",
     "ROTATIONS_BUCKET",
     "IssueFailed",
     "IssueStarted",
+    "NextStep",
     "Observation",
     "Phase",
     "Requested",

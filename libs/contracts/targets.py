@@ -23,6 +23,8 @@ def target_kinds(
             return (SecretKind.CA, *dependents(SecretKind.CA, present))
         case Target.X509:
             return tuple(k for k in present if profile(k).lifecycle is Lifecycle.X509)
+        case Target.SA:
+            return (SecretKind.SA,) if SecretKind.SA in present else ()
         case Target.KUBECONFIG:
             return tuple(k for k in present if profile(k).lifecycle is Lifecycle.KUBECONFIG)
         case _:

@@ -30,7 +30,7 @@ from libs.pki.keys import (
     family_of,
     generate_private_key,
     key_matches_certificate,
-    load_certificate,
+    load_certificates,
     load_private_key,
     private_key_pem,
 )
@@ -49,11 +49,20 @@ class SignerKeyPair:
 
     certificate: x509.Certificate
     private_key: PrivateKey = field(repr=False, compare=False)
+    # The trust bundle the CA Secret holds (its whole `ca.crt`: this CA first, then a CA of a
+    # phased rotation, see libs/pki/phased.py); empty: this certificate alone.
+    bundle: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def cert_pem(self) -> bytes:
         """The CA certificate as PEM."""
         return certificate_pem(self.certificate)
+
+    @property
+    def trust_pem(self) -> bytes:
+        """What a client of this CA trusts: the bundle of its Secret, as stored (a kubeconfig's
+        certificate-authority-data is that exact value, which Kamaji compares byte for byte)."""
+        return self.bundle or self.cert_pem
 
     @property
     def key_pem(self) -> bytes:
@@ -91,11 +100,14 @@ def _check_is_ca(cert: x509.Certificate) -> str | None:
 
 
 def load_signer(cert_pem: bytes, key_pem: bytes) -> SignerKeyPair:
-    """Load a CA from PEM: both parse, the key matches, and the certificate is a CA."""
+    """Load a CA from PEM: both parse, the key matches, and the certificate is a CA. A bundle
+    signs with its first certificate (as Kamaji and kube-controller-manager read it) and is kept
+    as the signer's trust bundle; every certificate of it must parse."""
     try:
-        cert = load_certificate(cert_pem)
+        certs = load_certificates(cert_pem)
     except PkiError as exc:
         raise SignerError(f"signer certificate: {exc}") from None
+    cert = certs[0]
     try:
         key = load_private_key(key_pem)
     except PkiError as exc:
@@ -106,7 +118,7 @@ def load_signer(cert_pem: bytes, key_pem: bytes) -> SignerKeyPair:
     problem = _check_is_ca(cert)
     if problem is not None:
         raise SignerError(f"signer certificate {name!r} {problem}")
-    return SignerKeyPair(cert, key)
+    return SignerKeyPair(cert, key, cert_pem if len(certs) > 1 else b"")
 
 
 def random_serial() -> int:

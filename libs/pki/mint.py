@@ -194,7 +194,7 @@ def _mint_kubeconfig(
     return render_kubeconfig(
         cluster_name=tcp.name,
         server=endpoint_url(entry.endpoint, tcp),
-        ca_pem=signer.cert_pem,
+        ca_pem=signer.trust_pem,
         user=entry.common_name,
         client_cert_pem=pair.cert_pem,
         client_key_pem=pair.key_pem,

@@ -18,10 +18,16 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from libs.pki.errors import PkiError, SignerError
 from libs.pki.inspect import cert_is_ca, cert_names, cert_sans
-from libs.pki.keys import key_matches_certificate, load_certificate, public_keys_equal
+from libs.pki.keys import (
+    key_matches_certificate,
+    load_certificate,
+    load_certificates,
+    public_keys_equal,
+)
 from libs.pki.kubeconfig import kubeconfig_server
 from libs.pki.material import Material, gather
 from libs.pki.profiles import Category, SecretKind, Signer
@@ -45,6 +51,7 @@ class Input:
     deadline: timedelta
     signer: x509.Certificate | None
     current_ca: x509.Certificate | None
+    current_bundle: tuple[bytes, ...] = ()  # DER of each certificate of the CA's ca.crt
 
     def reason(self, code: ReasonCode, key: str | None, text: str) -> Reason:
         name = key or "-"
@@ -183,12 +190,17 @@ def _san_missing(i: Input) -> Iterator[Reason]:
 
 
 def _kubeconfig_ca_mismatch(i: Input) -> Iterator[Reason]:
-    embedded = i.m.bundled_ca
-    if i.m.kubeconfig is not None and embedded and i.current_ca and embedded != i.current_ca:
+    # The whole bundle, in order: during a phased CA rotation `ca.crt` holds two CAs, and Kamaji
+    # compares certificate-authority-data with `ca.crt` byte for byte (IsKubeconfigCAValid).
+    creds = i.m.kubeconfig
+    if creds is None or not i.m.bundled_ca or not i.current_bundle:
+        return
+    if _bundle(creds.ca_pem) != i.current_bundle:
+        what = "CA certificate" if len(i.current_bundle) == 1 else "CA bundle (ca.crt)"
         yield i.reason(
             ReasonCode.KUBECONFIG_CA_MISMATCH,
             i.m.cert_key,
-            "certificate-authority-data is not the current CA certificate",
+            f"certificate-authority-data is not the current {what}",
         )
 
 
@@ -249,6 +261,15 @@ CHAINS: dict[Category, tuple[Check, ...]] = {
 def _load_ca(pem: bytes) -> x509.Certificate:
     """A CA certificate parsed once: the same CA is passed in for every Secret it signs."""
     return load_certificate(pem)
+
+
+@functools.lru_cache(maxsize=CA_CACHE_SIZE)
+def _bundle(pem: bytes) -> tuple[bytes, ...]:
+    """The DER of each certificate of a bundle, in order; () when it does not parse."""
+    try:
+        return tuple(c.public_bytes(Encoding.DER) for c in load_certificates(pem))
+    except PkiError:
+        return ()
 
 
 def _parse_ca(pem: bytes | None, what: str) -> x509.Certificate | None:
@@ -316,9 +337,11 @@ def reasons_for_material(
         raise PkiError("now must be timezone-aware (UTC)")
     current = _parse_ca(current_ca_pem, "current CA certificate")
     signer = _parse_ca(signer_ca_pem, "signer CA certificate")
+    bundle = _bundle(current_ca_pem) if current_ca_pem is not None else ()
     checks = CHAINS[material.profile.category]
     reasons: list[Reason] = []
     for m in (material, *material.others):  # every kubeconfig key present, each on its own
-        i = Input(m, data, tcp, now, deadline, _expected_signer(m, signer, current), current)
+        expected = _expected_signer(m, signer, current)
+        i = Input(m, data, tcp, now, deadline, expected, current, bundle)
         reasons.extend(reason for check in checks for reason in check(i))
     return tuple(reasons)

@@ -16,6 +16,7 @@ from libs.contracts.windows import WindowError, parse_windows
 from libs.pki.errors import PkiError
 from libs.pki.keys import parse_key_algorithm
 from libs.pki.overrides import FleetProfile
+from libs.pki.phased import DEFAULT_SA_OVERLAP
 from libs.pki.profiles import LEAF_VALIDITY
 
 MAX_KEY_RESERVE = 1024  # keys per algorithm: an RSA-4096 key object is about 4 KB
@@ -43,6 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     renew_deadline: timedelta = timedelta(hours=24)
     renew_jitter: float = 0.25  # renewals spread over this share of the deadline, earlier
     ca_warning: timedelta = timedelta(days=365)
+    sa_overlap: timedelta = DEFAULT_SA_OVERLAP  # both SA public keys trusted this long after swap
     # when due renewals may happen (libs/contracts/windows.py); empty: whenever due
     maintenance_window: str = ""
     window_margin: timedelta = timedelta(hours=2)  # no window fits: renew at NotAfter - this

@@ -38,6 +38,7 @@ from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, Conflict, KubeError, NotFound, RetryableKubeError
 from libs.pki import CA_SIGNED_KINDS, KeyAlgorithm, PkiError, SecretKind, summarize
 from libs.pki.overrides import tcp_profile
+from libs.pki.phased import RotationStep
 from libs.pki.reserve import KeyReserve
 from libs.runtime import metrics
 from libs.runtime.config import Settings
@@ -48,7 +49,7 @@ from services.issuer.plan import Gathered, IssueSettings, Plan, PlanError, SkipC
 
 log = logging.getLogger(__name__)
 
-PAST_ISSUING = frozenset({Phase.WRITTEN, Phase.ROLLING_OUT, Phase.COMPLETED})
+PAST_ISSUING = frozenset({Phase.WRITTEN, Phase.ROLLING_OUT, Phase.WAITING, Phase.COMPLETED})
 
 
 async def _discard(task: asyncio.Future[Any]) -> None:
@@ -97,6 +98,15 @@ class Issuer:
             await _discard(reads)
             log.info("rotation already written (%s); nothing to do", record.phase, extra=extra)
             return
+        if record is not None and record.step is not cmd.step:
+            await _discard(reads)
+            log.info(
+                "a command for step %r; the rotation is at step %r: nothing to do",
+                cmd.step.value,
+                record.step.value,
+                extra=extra,
+            )
+            return
         outcome = metrics.ROTATIONS.labels(cmd.reason.value, "failed")
         try:
             await self.rotate(cmd, await reads, delivery)
@@ -135,7 +145,7 @@ class Issuer:
             extra={"namespace": cmd.namespace, "tcp": cmd.tcp, "rotation_id": cmd.id},
         )
         await self.records.advance(
-            cmd.namespace, cmd.tcp, cmd.id, IssueFailed(message, now, next_retry)
+            cmd.namespace, cmd.tcp, cmd.id, IssueFailed(message, now, next_retry, cmd.step)
         )
         event = RotationFailed(
             namespace=cmd.namespace,
@@ -148,7 +158,7 @@ class Issuer:
             attempt=attempt,
             next_retry=next_retry,
         )
-        await publish_audit(self.bus, event, f"{cmd.id}:{attempt}")
+        await publish_audit(self.bus, event, f"{cmd.round_id}:{attempt}")
         return TemporaryError(message, delay=delay)
 
     async def rotate(self, cmd: RotateCommand, gathered: Gathered, delivery: Delivery) -> None:
@@ -166,7 +176,9 @@ class Issuer:
         await delivery.in_progress()
         # A CA replaced under existing certificates is a rotation; a first CA is not.
         rotating = cmd.ca_rotation and any(k in gathered.secrets for k in CA_SIGNED_KINDS)
-        if rotating and any(w.kind is SecretKind.CA for w in result.writes):
+        phased_ca = cmd.phased == SecretKind.CA.value
+        begins = rotating or (phased_ca and cmd.step is RotationStep.PREPARE)
+        if begins and any(w.kind is SecretKind.CA for w in result.writes):
             began = CaRotationBegan(id=cmd.id, namespace=cmd.namespace, tcp=cmd.tcp, at=now)
             await publish(
                 self.bus,
@@ -211,19 +223,24 @@ class Issuer:
                 tcp=cmd.tcp,
                 secrets=tuple(written),
                 reason=cmd.reason,
-                ca_rotation=rotating,
+                # the TCP is Ready again once this is rolled out (phased: the complete step)
+                ca_rotation=rotating or (phased_ca and cmd.step is RotationStep.COMPLETE),
                 written_at=datetime.now(UTC),
+                step=cmd.step,
             )
             await publish(
                 self.bus,
                 subjects.issued(cmd.namespace, cmd.tcp),
                 encode(message),
-                msg_id=f"written:{cmd.id}",
+                msg_id=f"written:{cmd.round_id}",
             )
         # Only now: a crash before this line leaves the record `issuing`, and the redelivered
         # command finishes the work.
         await self.records.advance(
-            cmd.namespace, cmd.tcp, cmd.id, Written(datetime.now(UTC), rolls=bool(written))
+            cmd.namespace,
+            cmd.tcp,
+            cmd.id,
+            Written(datetime.now(UTC), rolls=bool(written), step=cmd.step),
         )
 
     async def write(self, cmd: RotateCommand, w: Write) -> WrittenSecret:
@@ -289,7 +306,7 @@ class Issuer:
                 fingerprint_sha256=facts.fingerprint_sha256,
                 signer=facts.issuer,
             )
-            await publish_audit(self.bus, issued, f"{cmd.id}:{w.kind.value}")
+            await publish_audit(self.bus, issued, f"{cmd.round_id}:{w.kind.value}")
         written = SecretWrittenEvent(
             namespace=cmd.namespace,
             tcp=cmd.tcp,
@@ -301,7 +318,7 @@ class Issuer:
             resource_version=out.resource_version,
             action=out.action,
         )
-        await publish_audit(self.bus, written, f"{cmd.id}:{w.kind.value}")
+        await publish_audit(self.bus, written, f"{cmd.round_id}:{w.kind.value}")
 
 
 IDLE_BEFORE_REFILL = 0.25  # seconds without a key taken before the reserve is refilled

@@ -8,7 +8,9 @@ For each Secret the command names, in order (a CA before what it signs):
     mint           otherwise: fresh data per profile, signed by the current signer, or by the
                    CA minted earlier in this same plan (CA rotation)
 
-Secrets signed by a rotating CA are re-issued whatever their version, unless already done. The
+Secrets signed by a rotating CA are re-issued whatever their version, unless already done; so is
+every Secret of a step of a phased rotation (libs/pki/phased.py), the signer itself computed
+from what its Secret holds now (`phased_data`), "already done" meaning done by that step. The
 datastore certificate of a MySQL/PostgreSQL DataStore comes from the external PKI: the Secret is
 deleted and rebuilt from the DataStore's client certificate. Each write is one full Secret with
 labels, owner reference, checksum and rotate annotations.
@@ -50,6 +52,7 @@ from libs.pki import (
 )
 from libs.pki.keys import KeySource, generate_private_key
 from libs.pki.overrides import FleetProfile, TcpProfile, tcp_profile
+from libs.pki.phased import PHASE_KEYS, RotationStep, phased_data
 
 ROTATION_ANNOTATION = "certlc.kamaji.clastix.io/rotation-id"
 
@@ -177,9 +180,9 @@ def secret_body(
 
 def _status(kind: SecretKind, cmd: RotateCommand, g: Gathered) -> Skip | None:
     existing = g.secrets.get(kind)
-    if existing is not None and existing.annotations.get(ROTATION_ANNOTATION) == cmd.id:
+    if existing is not None and existing.annotations.get(ROTATION_ANNOTATION) == cmd.round_id:
         return Skip(kind, SkipCause.DONE, SkipCause.DONE.value)
-    forced = cmd.ca_rotation and kind is not SecretKind.CA
+    forced = (cmd.ca_rotation and kind is not SecretKind.CA) or cmd.step is not RotationStep.NONE
     if forced:
         return None
     expected = cmd.resource_versions.get(kind.value)
@@ -234,6 +237,8 @@ def _data(
     now: datetime,
     cfg: IssueSettings,
     keys: KeySource,
+    step: RotationStep = RotationStep.NONE,
+    phased: str = "",
 ) -> tuple[dict[str, bytes], bool]:
     """(data, delete_first) for one Secret. A copied client certificate that is itself near its
     end is reported by lifecycle (it follows the DataStore), not here."""
@@ -256,17 +261,26 @@ def _data(
         else None
     )
     existing = g.secrets.get(kind)
-    data = mint_secret_data(
-        kind,
-        g.tcp,
-        now=now,
-        signer=signer,
-        algorithm=key_algorithm(kind, tcp_prof),
-        validity=validity,
-        datastore_endpoints=ds.endpoints if ds is not None else (),
-        current=existing.data if existing is not None else None,
-        keys=keys,
-    )
+
+    def mint() -> dict[str, bytes]:
+        return mint_secret_data(
+            kind,
+            g.tcp,
+            now=now,
+            signer=signer,
+            algorithm=key_algorithm(kind, tcp_prof),
+            validity=validity,
+            datastore_endpoints=ds.endpoints if ds is not None else (),
+            current=existing.data if existing is not None else None,
+            keys=keys,
+        )
+
+    if step is not RotationStep.NONE and kind.value == phased:
+        if existing is None:
+            raise PlanError(f"Secret {secret_name(g.tcp.name, kind)} is missing; it is rotated")
+        data = phased_data(kind, step, existing.data, mint)
+    else:
+        data = mint()
     if category is Category.CA:
         signers.minted[kind] = signer_from_secret_data(kind, data)
     return data, False
@@ -285,7 +299,7 @@ def unknown_keys(kind: SecretKind, existing: Existing | None) -> dict[str, bytes
     """The data keys of an existing Secret that the profile does not know: kept on re-issue."""
     if existing is None:
         return {}
-    known = set(profile(kind).known_keys)
+    known = {*profile(kind).known_keys, *PHASE_KEYS}  # a phase's keys: the step writes them
     return {k: v for k, v in existing.data.items() if k not in known}
 
 
@@ -310,14 +324,14 @@ def plan(
         if skip is not None:
             skipped.append(skip)
             continue
-        minted, delete_first = _data(kind, g, signers, now, cfg, keys)
+        minted, delete_first = _data(kind, g, signers, now, cfg, keys, cmd.step, cmd.phased)
         existing = g.secrets.get(kind)
         data = {**unknown_keys(kind, existing), **minted}
         writes.append(
             Write(
                 kind=kind,
                 name=secret_name(g.tcp.name, kind),
-                body=secret_body(g, kind, data, cmd.id, now),
+                body=secret_body(g, kind, data, cmd.round_id, now),
                 replace_version=None
                 if existing is None or delete_first
                 else existing.resource_version,

@@ -51,6 +51,8 @@ from libs.contracts.messages import (
 )
 from libs.contracts.records import (
     ROTATIONS_BUCKET,
+    NextStep,
+    Phase,
     Requested,
     RotationRecord,
     Scheduled,
@@ -71,9 +73,11 @@ from services.lifecycle.policy import (
     PolicySettings,
     Resend,
     Rotation,
+    StepDue,
     TcpState,
     decide,
     effective_deadline,
+    next_step_command,
     renewed_here,
     scheduled,
     signer_versions,
@@ -126,6 +130,7 @@ class Lifecycle:
             windows=settings.fleet_profile().windows,
             window_margin=settings.window_margin,
         )
+        self.sa_overlap = settings.sa_overlap
         self.state = FleetState()
         self.store = RotationStore(bus, settings.stream_replicas)
         self.caught_up = asyncio.Event()
@@ -312,6 +317,8 @@ class Lifecycle:
             await self.resend(resend, now)
         for record, not_before in decision.reschedules:
             await self.reschedule(record, not_before, now)
+        for due in decision.steps:
+            await self.keep_or_move_on(key, due, now)
         for trip in decision.loop_trips:
             metrics.LOOP_GUARD_TRIPS.labels(trip.kind.value).inc()
             log.warning(
@@ -417,6 +424,23 @@ class Lifecycle:
         mark_id = f"{uid}:window:{digest}:{outside.not_after.isoformat()}"
         await publish_audit(self.bus, late, mark_id)
 
+    async def keep_or_move_on(self, key: TcpKey, due: StepDue, now: datetime) -> None:
+        """A waiting phased rotation whose hold has passed moves on; one that waits for the
+        operator is written again, so that it does not expire."""
+        view = self.state.view(key)
+        record = due.record
+        if due.move_on and view is not None:
+            await self.next_step(record, view, now)
+            return
+        kept = await self.store.advance(
+            record.namespace,
+            record.tcp,
+            record.id,
+            Requested(record.command(now), dict(record.signers), now),
+        )
+        if kept is not None:
+            self.state.put_record(kept)
+
     async def reschedule(self, record: RotationRecord, not_before: datetime, now: datetime) -> None:
         """Write a scheduled rotation again: moved to `not_before`, or refreshed."""
         observation = Scheduled(record.command(now), dict(record.signers), now, not_before)
@@ -458,10 +482,12 @@ class Lifecycle:
             deadline=rotation_deadline(
                 rotation.reason, rotation.kinds, self.state.secrets.get(key, {}), now
             ),
+            phased=rotation.phased,
+            step=rotation.step,
         )
         # The record first: if the publish below fails, the record says what is owed.
         observation = (
-            Requested(command, rotation.signers, now)
+            Requested(command, rotation.signers, now, rotation.holds)
             if not_before is None
             else Scheduled(command, rotation.signers, now, not_before)
         )
@@ -470,7 +496,7 @@ class Lifecycle:
             self.state.put_record(record)
         if not_before is None:
             ack = await publish(
-                self.bus, subjects.rotate(ns, name), encode(command), msg_id=rotation.id
+                self.bus, subjects.rotate(ns, name), encode(command), msg_id=command.round_id
             )
             if ack.duplicate:
                 return
@@ -500,8 +526,45 @@ class Lifecycle:
             requester=requester,
             ca_rotation=rotation.ca_rotation,
             not_before=not_before,
+            phased=rotation.phased,
+            step=rotation.step.value,
         )
-        await publish_audit(self.bus, audit, rotation.id)
+        await publish_audit(self.bus, audit, command.round_id)
+
+    async def next_step(self, record: RotationRecord, view: TcpState, now: datetime) -> str:
+        """Move a waiting phased rotation on to its next step: the record, then the command
+        (a lost publish is sent again like any requested rotation's). The step started."""
+        command = next_step_command(record, view, now)
+        moved = await self.store.advance(
+            record.namespace, record.tcp, record.id, NextStep(record.step, command, now)
+        )
+        if moved is None or moved.step is not command.step or moved.phase is not Phase.REQUESTED:
+            return moved.step.value if moved is not None else ""  # moved on by someone else
+        self.state.put_record(moved)
+        await publish(
+            self.bus,
+            subjects.rotate(record.namespace, record.tcp),
+            encode(command),
+            msg_id=command.round_id,
+        )
+        extra = {"namespace": record.namespace, "tcp": record.tcp, "rotation_id": record.id}
+        log.info(
+            "phased rotation of %s: step %s requested", record.phased, command.step, extra=extra
+        )
+        audit = RotationRequested(
+            namespace=record.namespace,
+            tcp=record.tcp,
+            rotation_id=record.id,
+            at=now,
+            secrets=command.secrets,
+            reason=record.reason,
+            detail=record.detail,
+            requester=record.requester,
+            phased=record.phased,
+            step=command.step.value,
+        )
+        await publish_audit(self.bus, audit, command.round_id)
+        return command.step.value
 
     async def resend(self, resend: Resend, now: datetime) -> None:
         record = resend.record
@@ -511,7 +574,7 @@ class Lifecycle:
         )
         if moved is not None:
             self.state.put_record(moved)
-        msg_id = f"{record.id}:{resend.token}" if resend.token else record.id
+        msg_id = f"{record.round_id}:{resend.token}" if resend.token else record.round_id
         await publish(
             self.bus, subjects.rotate(record.namespace, record.tcp), encode(command), msg_id=msg_id
         )
@@ -533,7 +596,7 @@ class Lifecycle:
         key = (req.namespace, req.tcp)
         async with self.lock:
             view = self.state.view(key)
-            verdict = resolve(req, view)
+            verdict = resolve(req, view, self.sa_overlap)
             now = now_utc()
             if isinstance(verdict, Rejected):
                 if view is not None:
@@ -549,6 +612,18 @@ class Lifecycle:
                         self.bus, event, f"{req.request_id or now.isoformat()}:{verdict.code}"
                     )
                 raise ServiceError(int(verdict.code), verdict.message)
+            if verdict.moves is not None and view is not None:
+                step = await self.next_step(verdict.moves, view, now)
+                return encode(
+                    RotateAccepted(
+                        id=verdict.id,
+                        namespace=req.namespace,
+                        tcp=req.tcp,
+                        secrets=tuple(k.value for k in verdict.kinds),
+                        phased=verdict.phased.value if verdict.phased else "",
+                        step=step,
+                    )
+                )
             rotation = Rotation(
                 id=verdict.id,
                 reason=Reason.REQUESTED,
@@ -557,6 +632,9 @@ class Lifecycle:
                 ca_rotation=verdict.ca_rotation,
                 evidence=verdict.evidence,
                 signers=signer_versions(verdict.kinds, view) if view is not None else {},
+                step=verdict.step,
+                phased=verdict.phased.value if verdict.phased else "",
+                holds=verdict.holds,
             )
             not_before = (
                 window_later(view, now, self.policy)
@@ -575,6 +653,8 @@ class Lifecycle:
             secrets=tuple(k.value for k in verdict.kinds),
             ca_rotation=verdict.ca_rotation,
             not_before=not_before,
+            phased=verdict.phased.value if verdict.phased else "",
+            step=verdict.step.value,
         )
         return encode(accepted)
 

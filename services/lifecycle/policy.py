@@ -33,10 +33,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from libs.contracts.messages import CertFacts, Reason, SecretObserved, TcpObserved
+import msgspec
+
+from libs.contracts.messages import CertFacts, Reason, RotateCommand, SecretObserved, TcpObserved
 from libs.contracts.records import REFRESH, Phase, RotationRecord, Stage
 from libs.contracts.windows import Slot, Window, next_open, open_at, slot
 from libs.pki.overrides import FleetProfile, Rejected, tcp_profile
+from libs.pki.phased import RotationStep, step_kinds
 from libs.pki.profiles import (
     CA_SIGNED_KINDS,
     LEAF_VALIDITY,
@@ -107,6 +110,19 @@ class Rotation:
     ca_rotation: bool
     evidence: dict[str, str]
     signers: dict[str, str] = field(default_factory=dict)
+    # the first step of a phased rotation of `phased`, and its holds (RotationRecord.holds)
+    step: RotationStep = RotationStep.NONE
+    phased: str = ""
+    holds: tuple[float, float] = (-1.0, -1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class StepDue:
+    """A waiting phased rotation to move on (its hold has passed), or else to write again so
+    that it does not expire while it waits."""
+
+    record: RotationRecord
+    move_on: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +183,7 @@ class Decision:
     rejected: tuple[Rejected, ...] = ()  # profile annotations ignored, to report
     outside_window: tuple[OutsideWindow, ...] = ()  # renewals that could not wait, to report
     reschedules: tuple[Reschedule, ...] = ()  # scheduled rotations' records to write again
+    steps: tuple[StepDue, ...] = ()  # waiting phased rotations to move on or keep
 
 
 # --- the chain for one Secret -----------------------------------------------------------
@@ -377,9 +394,45 @@ def _recently_issued(kind: SecretKind, state: TcpState, now: datetime, cfg: Poli
 
 
 def started(record: RotationRecord) -> bool:
-    """Open and asked for: not completed, and not a requested rotation still waiting for its
-    maintenance window (which covers nothing until then: a missing Secret does not wait)."""
-    return record.open and record.phase is not Phase.SCHEDULED
+    """Open and asked for: not completed, not a requested rotation still waiting for its
+    maintenance window (which covers nothing until then: a missing Secret does not wait), and
+    not a phased rotation waiting between two steps (renewals go on meanwhile)."""
+    return record.open and record.phase not in (Phase.SCHEDULED, Phase.WAITING)
+
+
+def phased_open(state: TcpState, kind: SecretKind) -> RotationRecord | None:
+    """The TCP's phased rotation of `kind` that has not completed, if any."""
+    return next((r for r in state.rotations if r.open and r.phased == kind.value), None)
+
+
+def next_step_command(record: RotationRecord, state: TcpState, now: datetime) -> RotateCommand:
+    """The command of the step after the one a waiting phased rotation has done: that step's
+    Secrets (libs/pki/phased.py, `step_kinds`), on the evidence of now."""
+    following = record.step.next
+    if following is None:
+        raise ValueError(f"rotation {record.id} has no step after {record.step.value!r}")
+    kinds = step_kinds(SecretKind(record.phased), following, managed_kinds(state.tcp))
+    return msgspec.structs.replace(
+        record.command(now),
+        secrets=tuple(k.value for k in kinds),
+        resource_versions={k.value: evidence_of(k, state) for k in kinds},
+        step=following,
+    )
+
+
+def waiting_steps(state: TcpState, now: datetime) -> tuple[StepDue, ...]:
+    """Waiting phased rotations whose hold has passed (to move on), and those not written for a
+    day (to keep: a record expires a week after its last write)."""
+    due: list[StepDue] = []
+    for r in state.rotations:
+        if r.phase is not Phase.WAITING:
+            continue
+        moves_on = r.moves_on_at()
+        if moves_on is not None and moves_on <= now:
+            due.append(StepDue(r, move_on=True))
+        elif now - r.updated_at >= REFRESH:
+            due.append(StepDue(r, move_on=False))
+    return tuple(due)
 
 
 def _in_flight(kind: SecretKind, evidence: str, state: TcpState) -> bool:
@@ -493,6 +546,9 @@ def _next_check(
                 at = window_later(state, now, cfg) or now
             # never in the past: a write that failed is tried again a second later
             times.append(max(min(at, r.updated_at + REFRESH), now + timedelta(seconds=1)))
+        elif r.phase is Phase.WAITING:  # moved on when its hold passes, and kept meanwhile
+            at = min(r.moves_on_at() or r.updated_at + REFRESH, r.updated_at + REFRESH)
+            times.append(max(at, now + timedelta(seconds=1)))
     return min(times) if times else None
 
 
@@ -601,6 +657,7 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
         rejected=tcp_profile(tcp.annotations, cfg.fleet)[1],
         outside_window=outside_windows(rotations, state, cfg),
         reschedules=reschedules(state, now, cfg),
+        steps=waiting_steps(state, now),
     )
 
 

@@ -27,6 +27,7 @@ from libs.contracts.api import (
     RolloutCompleted,
     RolloutFailed,
     RolloutStarted,
+    RotationStepDone,
 )
 from libs.contracts.budget import Claim, Slots, entry_key, queue, recheck_after
 from libs.contracts.codec import MalformedMessage, decode_audit, decode_issued
@@ -36,6 +37,7 @@ from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, KubeError, NotFound, RetryableKubeError
 from libs.pki import CHECKSUM_ANNOTATION, STATUS_PATHS, SecretKind, checksum, secret_name
+from libs.pki.phased import RotationStep
 from libs.runtime import metrics
 from libs.runtime.config import Settings
 from libs.runtime.records import RotationStore
@@ -149,8 +151,10 @@ class Rollout:
         if 0 <= age < self.settle:  # let Secrets written close together join one rollout
             raise TemporaryError("settling", delay=self.settle - age)
         record = await self.records.get(ns, name, msg.id)
-        if record is not None and record.phase is Phase.COMPLETED:
-            return  # a redelivery of work that is done
+        if record is not None and (
+            record.phase in (Phase.COMPLETED, Phase.WAITING) or record.step is not msg.step
+        ):
+            return  # a redelivery of work that is done (or of a step the rotation is past)
         await self.still_waiting(msg, record, now)
         tcp = await self._tcp(ns, name)
         facts = await self._facts(ns, name)
@@ -176,7 +180,7 @@ class Rollout:
             await self.hold(msg, record, now)
         else:  # paused or failed: it is reported, and holds no slot the fleet needs
             await self.free(msg, now)
-        await self.records.advance(ns, name, msg.id, RolloutSeen(state, now, why))
+        await self.records.advance(ns, name, msg.id, RolloutSeen(state, now, why, msg.step))
         if state is not RolloutState.PROGRESSING and (
             record is None or record.rollout is not state
         ):
@@ -261,7 +265,9 @@ class Rollout:
         ns, name = msg.namespace, msg.tcp
         changed = tuple(sorted(patch["spec"]["template"]["metadata"]["labels"]))
         await aio.call(self.kube.patch_deployment, ns, name, patch)
-        await self.records.advance(ns, name, msg.id, RolloutSeen(RolloutState.PROGRESSING, now))
+        await self.records.advance(
+            ns, name, msg.id, RolloutSeen(RolloutState.PROGRESSING, now, step=msg.step)
+        )
         metrics.ROLLOUT_STARTED.labels(ns, name).set(now.timestamp())
         event = RolloutStarted(
             namespace=ns,
@@ -271,7 +277,7 @@ class Rollout:
             deployment=name,
             secrets=tuple(c.rsplit("/", 1)[-1] for c in changed),
         )
-        await publish_audit(self.bus, event, f"{msg.id}:{'|'.join(changed)}")
+        await publish_audit(self.bus, event, f"{msg.round_id}:{'|'.join(changed)}")
         log.info("rollout started", extra=self._extra(msg))
         await self.event(tcp, "RolloutStarted", f"new material in {', '.join(event.secrets)}")
 
@@ -294,7 +300,7 @@ class Rollout:
                 message=why[:1024],
                 reason=reason,
             )
-            await publish_audit(self.bus, failed, f"{msg.id}:{reason}")
+            await publish_audit(self.bus, failed, f"{msg.round_id}:{reason}")
             log.error("rollout failed: %s", why, extra=self._extra(msg))
             await self.event(tcp, "RolloutFailed", f"{why}; still watching it", warning=True)
             metrics.ROLLOUTS.labels("failed").inc()
@@ -314,7 +320,7 @@ class Rollout:
         if patch is not None:
             await aio.call(self.kube.patch_tcp_status, ns, name, patch)
         since = record.rollout_since if record is not None else None
-        await self.records.advance(ns, name, msg.id, RolloutSeen(state, now))
+        after = await self.records.advance(ns, name, msg.id, RolloutSeen(state, now, step=msg.step))
         metrics.ROLLOUT_STARTED.remove(ns, name)
         if state is RolloutState.COMPLETE and since is not None:
             duration = (now - since).total_seconds()
@@ -328,12 +334,18 @@ class Rollout:
                 deployment=name,
                 duration_seconds=round(duration, 3),
             )
-            await publish_audit(self.bus, done, f"{msg.id}:completed")
+            await publish_audit(self.bus, done, f"{msg.round_id}:completed")
             log.info("rollout completed", extra={**self._extra(msg), "duration_seconds": duration})
             await self.event(tcp, "RolloutCompleted", f"rolled out in {duration:.1f}s")
         elif state is RolloutState.UNCHANGED:
             log.info("pod template already up to date; no rollout", extra=self._extra(msg))
             metrics.ROLLOUTS.labels("unchanged").inc()
+        if (
+            after is not None
+            and after.step is not RotationStep.NONE
+            and after.phase in (Phase.WAITING, Phase.COMPLETED)
+        ):
+            await self.step_done(msg, tcp, after, now)
         if msg.ca_rotation:
             event = CaRotationCompleted(namespace=ns, tcp=name, rotation_id=msg.id, at=now)
             await publish_audit(self.bus, event, msg.id)
@@ -341,6 +353,36 @@ class Rollout:
             await self.event(
                 tcp, "CertificateAuthorityRotated", "the control plane runs with the new CA"
             )
+
+    async def step_done(
+        self, msg: SecretsWritten, tcp: dict[str, Any], record: RotationRecord, now: datetime
+    ) -> None:
+        """A phased rotation's step is rolled out: audit event and Event, saying what is next."""
+        following = record.step.next
+        moves_on = record.moves_on_at()
+        event = RotationStepDone(
+            namespace=msg.namespace,
+            tcp=msg.tcp,
+            rotation_id=msg.id,
+            at=now,
+            secret=record.phased,
+            step=record.step.value,
+            next_step=following.value if following is not None else "",
+            moves_on_at=moves_on,
+        )
+        await publish_audit(self.bus, event, f"{msg.round_id}:done")
+        if following is None:
+            then = "the phased rotation is complete"
+        elif moves_on is None:
+            then = f"{following.value} waits for the operator (certlc rotate ... --complete)"
+        else:
+            then = f"{following.value} starts at {moves_on.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        log.info(
+            "phased rotation: %s rolled out; %s", record.step.value, then, extra=self._extra(msg)
+        )
+        await self.event(
+            tcp, "RotationStepDone", f"{record.phased}: {record.step.value} rolled out; {then}"
+        )
 
 
 class FailureEvents:

@@ -10,9 +10,11 @@ import pytest
 from libs.contracts.codec import MalformedMessage, decode, encode
 from libs.contracts.messages import KeyMaterialError, Reason, RotateCommand
 from libs.contracts.records import (
+    HOLD_FOR_OPERATOR,
     REFRESH,
     IssueFailed,
     IssueStarted,
+    NextStep,
     Observation,
     Phase,
     Requested,
@@ -26,6 +28,7 @@ from libs.contracts.records import (
     key_parts,
     record_key,
 )
+from libs.pki.phased import RotationStep
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(seconds=10)
@@ -205,3 +208,109 @@ def test_should_name_a_record_by_namespace_tcp_and_id(namespace: str, tcp: str, 
 @pytest.mark.parametrize("key", ["", "onlyone", "ns.", "ns..id"])
 def test_should_refuse_a_key_that_is_not_a_record_key(key: str) -> None:
     assert key_parts(key) is None
+
+
+# --- phased rotations ------------------------------------------------------------------------
+
+
+ST = RotationStep
+PHASED_CMD = msgspec.structs.replace(
+    CMD, secrets=("ca", "admin-kubeconfig"), phased="ca", step=ST.PREPARE
+)
+SWAP_CMD = msgspec.structs.replace(
+    PHASED_CMD, secrets=("ca", "api-server-certificate"), step=ST.SWAP
+)
+
+
+def phased(phase: Phase, step: RotationStep = ST.PREPARE, **kw: object) -> RotationRecord:
+    base = advance(None, Requested(PHASED_CMD, {}, T0, holds=(60.0, HOLD_FOR_OPERATOR))).record
+    assert base is not None
+    return msgspec.structs.replace(base, phase=phase, step=step, **kw)
+
+
+def test_a_phased_record_keeps_its_step_and_holds() -> None:
+    record = phased(P.REQUESTED)
+    assert (record.phased, record.step, record.holds) == ("ca", ST.PREPARE, (60.0, -1.0))
+    assert record.command(T1).step is ST.PREPARE
+    assert record.round_id == "r1/prepare"
+
+
+@pytest.mark.parametrize(
+    ("record", "obs", "phase"),
+    [
+        # a step's rollout done: waiting, not completed (prepare and swap)
+        (phased(P.ROLLING_OUT), RolloutSeen(R.COMPLETE, T1, step=ST.PREPARE), P.WAITING),
+        (
+            phased(P.ROLLING_OUT, ST.SWAP),
+            RolloutSeen(R.NO_DEPLOYMENT, T1, step=ST.SWAP),
+            P.WAITING,
+        ),
+        (phased(P.ISSUING), Written(T1, rolls=False, step=ST.PREPARE), P.WAITING),
+        # complete ends it
+        (
+            phased(P.ROLLING_OUT, ST.COMPLETE),
+            RolloutSeen(R.COMPLETE, T1, step=ST.COMPLETE),
+            P.COMPLETED,
+        ),
+        # an observation about another step changes nothing (a late redelivery)
+        (phased(P.REQUESTED, ST.SWAP), Written(T1, rolls=True, step=ST.PREPARE), P.REQUESTED),
+        (phased(P.REQUESTED, ST.SWAP), IssueStarted(PHASED_CMD, T1), P.REQUESTED),
+        (
+            phased(P.ROLLING_OUT, ST.SWAP),
+            RolloutSeen(R.COMPLETE, T1, step=ST.PREPARE),
+            P.ROLLING_OUT,
+        ),
+        # a waiting record takes no issuance
+        (phased(P.WAITING), IssueStarted(PHASED_CMD, T1), P.WAITING),
+        # moving on: from the step it waits after only
+        (phased(P.WAITING), NextStep(ST.PREPARE, SWAP_CMD, T1), P.REQUESTED),
+        (phased(P.WAITING, ST.SWAP), NextStep(ST.PREPARE, SWAP_CMD, T1), P.WAITING),
+        (phased(P.ROLLING_OUT), NextStep(ST.PREPARE, SWAP_CMD, T1), P.ROLLING_OUT),
+    ],
+)
+def test_phased_transitions(record: RotationRecord, obs: Observation, phase: Phase) -> None:
+    after = advance(record, obs).record
+    assert after is not None
+    assert after.phase is phase
+
+
+def test_moving_on_starts_the_next_round_afresh() -> None:
+    waiting = phased(
+        P.WAITING,
+        attempts=2,
+        resends=1,
+        rollout=R.COMPLETE,
+        written_at=T0,
+        rollout_since=T0,
+        step_done_at=T0,
+    )
+    moved = advance(waiting, NextStep(ST.PREPARE, SWAP_CMD, T1)).record
+    assert moved is not None
+    assert moved.step is ST.SWAP
+    assert moved.secrets == SWAP_CMD.secrets
+    assert (moved.attempts, moved.resends, moved.rollout) == (0, 0, R.NONE)
+    assert moved.written_at is None
+    assert moved.rollout_since is None
+    assert moved.step_done_at is None
+    assert moved.round_id == "r1/swap"
+
+
+def test_a_waiting_record_moves_on_after_its_hold_or_when_the_operator_says() -> None:
+    done = advance(phased(P.ROLLING_OUT), RolloutSeen(R.COMPLETE, T1, step=ST.PREPARE)).record
+    assert done is not None
+    assert done.step_done_at == T1
+    assert done.moves_on_at() == T1 + timedelta(seconds=60)
+    swap_done = msgspec.structs.replace(done, step=ST.SWAP)
+    assert swap_done.moves_on_at() is None  # the hold after swap is the operator's
+    assert msgspec.structs.replace(done, phase=P.ROLLING_OUT).moves_on_at() is None
+    assert done.open
+
+
+def test_a_waiting_record_is_kept_alive_by_a_repeated_request() -> None:
+    waiting = phased(P.WAITING, updated_at=T0)
+    later = T0 + REFRESH
+    step = advance(waiting, Requested(waiting.command(later), {}, later))
+    assert step.changed
+    assert step.record is not None
+    assert step.record.phase is P.WAITING
+    assert step.record.updated_at == later

@@ -1,0 +1,204 @@
+"""Phased rotation of a signing Secret: the TCP CA, the front-proxy CA, the service-account key.
+
+A phased rotation replaces a signer without cutting off anyone who holds the old one. It runs
+in three steps, each followed by a rollout of the control plane; between them the rotation
+waits (for the operator, or for an overlap to pass):
+
+| step | `ca.crt` (the trust bundle)  | `ca.key` (signs)  | kept for later                 |
+|------|------------------------------|-------------------|--------------------------------|
+| -    | old                          | old               |                                |
+| prepare | old, new                  | old               | `certlc-next.crt`/`.key`: new  |
+| swap | new, old                     | new               | `certlc-previous.crt`/`.key`: old |
+| complete | new                      | new               |                                |
+
+(for the front-proxy CA read `front-proxy-ca.crt`/`.key`; for the SA keypair read `sa.pub`, the
+public keys kube-apiserver verifies tokens with, and `sa.key`, the key it signs them with.)
+
+The first PEM block of the bundle is always the certificate of the key beside it: Kamaji reads
+exactly that pair (`internal/crypto/crypto.go`, `ParseCertificateBytes` and
+`ParsePublicKeyBytes` decode the first block) and so does kube-controller-manager's signer, so
+the Secret is valid for both in every step. What each step re-issues besides the signer is in
+`step_kinds`. Pure: the new signer's data is minted by the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+
+from libs.pki.errors import PkiError
+from libs.pki.keys import (
+    certificate_pem,
+    load_certificates,
+    load_private_key,
+    load_public_key,
+    public_key_pem,
+)
+from libs.pki.profiles import PROFILES, Category, Lifecycle, SecretKind, dependents, profile
+
+NEXT_CERT = "certlc-next.crt"
+NEXT_KEY = "certlc-next.key"
+PREVIOUS_CERT = "certlc-previous.crt"
+PREVIOUS_KEY = "certlc-previous.key"
+PHASE_KEYS = (NEXT_CERT, NEXT_KEY, PREVIOUS_CERT, PREVIOUS_KEY)
+"""Data keys a phased rotation keeps in the signer's Secret between its steps."""
+
+PHASED_KINDS = (SecretKind.CA, SecretKind.FRONT_PROXY_CA, SecretKind.SA)
+"""The Secrets that can be rotated in phases."""
+
+DEFAULT_SA_OVERLAP = timedelta(hours=48)
+"""How long both SA public keys stay trusted after the switch (CERTLC_SA_OVERLAP). Tokens
+signed by the old key stop verifying at complete. A pod's projected token is re-signed by the
+kubelet at 80 % of its lifetime or after 24 h, whichever comes first (kube-apiserver extends a
+pod's 1 h token to a year with --service-account-extend-token-expiration, its default, so the
+24 h bound is the one that applies); 48 h covers that twice. Legacy token Secrets and other
+long-lived tokens are not covered: see docs/operations.md."""
+
+
+class RotationStep(enum.StrEnum):
+    """The step of a phased rotation a command or record stands for ("" for any other)."""
+
+    NONE = ""
+    PREPARE = "prepare"
+    SWAP = "swap"
+    COMPLETE = "complete"
+
+    @property
+    def next(self) -> RotationStep | None:
+        """The step after this one; None after complete."""
+        order = (RotationStep.PREPARE, RotationStep.SWAP, RotationStep.COMPLETE)
+        if self not in order or self is RotationStep.COMPLETE:
+            return None
+        return order[order.index(self) + 1]
+
+
+def round_id(rotation_id: str, step: RotationStep) -> str:
+    """One step's round of a phased rotation, "<id>/<step>": it marks that step's writes and
+    messages apart from the other steps' (the rotation id alone for an unphased rotation)."""
+    return f"{rotation_id}/{step.value}" if step is not RotationStep.NONE else rotation_id
+
+
+class PhaseError(PkiError):
+    """A step cannot be taken from what the Secret holds (the step before it is not there)."""
+
+
+def step_kinds(
+    kind: SecretKind, step: RotationStep, present: Sequence[SecretKind]
+) -> tuple[SecretKind, ...]:
+    """The Secrets step `step` of the phased rotation of `kind` writes, among `present`: the
+    signer itself always; at swap everything it signs (re-issued by the new signer); at prepare
+    and complete the kubeconfigs it signs, whose certificate-authority-data is the bundle."""
+    if kind not in PHASED_KINDS:
+        raise PhaseError(f"{kind.value} cannot be rotated in phases")
+    signed = dependents(kind, present)
+    if step is RotationStep.SWAP:
+        return (kind, *signed)
+    return (kind, *(k for k in signed if profile(k).lifecycle is Lifecycle.KUBECONFIG))
+
+
+def _keys(kind: SecretKind) -> tuple[str, str]:
+    """(the bundle's data key, the signing key's data key) of a phased kind."""
+    if kind not in PHASED_KINDS:
+        raise PhaseError(f"{kind.value} cannot be rotated in phases")
+    prof = PROFILES[kind]
+    bundle = prof.cert_key if prof.category is Category.CA else "sa.pub"
+    if bundle is None or prof.private_key_key is None:
+        raise PhaseError(f"{kind.value} cannot be rotated in phases")
+    return bundle, prof.private_key_key
+
+
+def _first(kind: SecretKind, bundle: bytes) -> bytes:
+    """The first entry of a bundle, normalised: a certificate, or the SA public key."""
+    if kind is SecretKind.SA:
+        return public_key_pem(load_public_key(bundle))
+    return certificate_pem(load_certificates(bundle)[0])
+
+
+def bundle_entries(kind: SecretKind, bundle: bytes) -> int:
+    """How many certificates (or SA public keys) a bundle holds."""
+    if kind is SecretKind.SA:
+        return bundle.count(b"-----BEGIN PUBLIC KEY-----")
+    return len(load_certificates(bundle))
+
+
+def _public_of(kind: SecretKind, key_pem: bytes) -> bytes:
+    if kind is not SecretKind.SA:
+        raise PhaseError(f"{kind.value} keeps its certificate next to its key")
+    return public_key_pem(load_private_key(key_pem).public_key())
+
+
+def _with_copies(kind: SecretKind, data: dict[str, bytes]) -> dict[str, bytes]:
+    if kind is SecretKind.CA:  # tls.crt/tls.key copy ca.crt/ca.key (Kamaji copies them back)
+        data["tls.crt"], data["tls.key"] = data["ca.crt"], data["ca.key"]
+    return data
+
+
+def phased_data(
+    kind: SecretKind,
+    step: RotationStep,
+    current: Mapping[str, bytes],
+    fresh: Callable[[], Mapping[str, bytes]],
+) -> dict[str, bytes]:
+    """The signer Secret's data after `step`, from its `current` data; `fresh` mints a new
+    signer's data (called at prepare only). Raises PhaseError when the step before is missing:
+    swap needs what prepare kept."""
+    bundle_key, key_key = _keys(kind)
+    if not current.get(bundle_key) or not current.get(key_key):
+        raise PhaseError(f"{kind.value} has no {bundle_key} and {key_key} to rotate")
+    first, key = _first(kind, current[bundle_key]), current[key_key]
+    match step:
+        case RotationStep.PREPARE:
+            new = fresh()
+            new_first = _first(kind, new[bundle_key])
+            data = {bundle_key: first + new_first, key_key: key, NEXT_KEY: new[key_key]}
+            if kind is not SecretKind.SA:
+                data[NEXT_CERT] = new_first
+            return _with_copies(kind, data)
+        case RotationStep.SWAP:
+            if not current.get(NEXT_KEY):
+                raise PhaseError(
+                    f"{kind.value} holds no prepared signer ({NEXT_KEY}): prepare first"
+                )
+            next_key = current[NEXT_KEY]
+            next_first = (
+                _public_of(kind, next_key)
+                if kind is SecretKind.SA
+                else _first(kind, current.get(NEXT_CERT, b""))
+            )
+            data = {bundle_key: next_first + first, key_key: next_key, PREVIOUS_KEY: key}
+            if kind is not SecretKind.SA:
+                data[PREVIOUS_CERT] = first
+            return _with_copies(kind, data)
+        case RotationStep.COMPLETE:
+            return _with_copies(kind, {bundle_key: first, key_key: key})
+        case _:
+            raise PhaseError(f"{step!r} is not a step of a phased rotation")
+
+
+def phase_of(kind: SecretKind, data: Mapping[str, bytes]) -> RotationStep:
+    """Which step the signer Secret's data is in: prepare (a signer kept for later), swap (the
+    previous signer kept), else NONE (one signer; also the state after complete)."""
+    if data.get(PREVIOUS_KEY):
+        return RotationStep.SWAP
+    if data.get(NEXT_KEY):
+        return RotationStep.PREPARE
+    return RotationStep.NONE
+
+
+__all__ = [
+    "DEFAULT_SA_OVERLAP",
+    "NEXT_CERT",
+    "NEXT_KEY",
+    "PHASED_KINDS",
+    "PHASE_KEYS",
+    "PREVIOUS_CERT",
+    "PREVIOUS_KEY",
+    "PhaseError",
+    "RotationStep",
+    "bundle_entries",
+    "phase_of",
+    "phased_data",
+    "round_id",
+    "step_kinds",
+]
