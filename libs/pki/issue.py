@@ -52,6 +52,10 @@ class SignerKeyPair:
     # The trust bundle the CA Secret holds (its whole `ca.crt`: this CA first, then a CA of a
     # phased rotation, see libs/pki/phased.py); empty: this certificate alone.
     bundle: bytes = field(default=b"", repr=False, compare=False)
+    # Certificates a server certificate it signs is served with: during the swap of a phased
+    # rotation, this CA cross-signed by the previous one, so that a client still trusting only
+    # the previous CA verifies the server (libs/pki/phased.py).
+    chain: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def cert_pem(self) -> bytes:
@@ -99,7 +103,7 @@ def _check_is_ca(cert: x509.Certificate) -> str | None:
     return None if usage.key_cert_sign else "lacks the keyCertSign key usage"
 
 
-def load_signer(cert_pem: bytes, key_pem: bytes) -> SignerKeyPair:
+def load_signer(cert_pem: bytes, key_pem: bytes, chain: bytes = b"") -> SignerKeyPair:
     """Load a CA from PEM: both parse, the key matches, and the certificate is a CA. A bundle
     signs with its first certificate (as Kamaji and kube-controller-manager read it) and is kept
     as the signer's trust bundle; every certificate of it must parse."""
@@ -118,7 +122,31 @@ def load_signer(cert_pem: bytes, key_pem: bytes) -> SignerKeyPair:
     problem = _check_is_ca(cert)
     if problem is not None:
         raise SignerError(f"signer certificate {name!r} {problem}")
-    return SignerKeyPair(cert, key, cert_pem if len(certs) > 1 else b"")
+    if chain:
+        try:
+            load_certificates(chain)
+        except PkiError as exc:
+            raise SignerError(f"signer chain: {exc}") from None
+    return SignerKeyPair(cert, key, cert_pem if len(certs) > 1 else b"", chain)
+
+
+def cross_sign(ca: x509.Certificate, issuer: SignerKeyPair) -> x509.Certificate:
+    """`ca` (its subject, key and extensions) signed by `issuer`: a client that trusts only
+    `issuer` then verifies what `ca` signs through it. Valid while both are."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(ca.subject)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(ca.public_key())
+        .serial_number(random_serial())
+        .not_valid_before(max(ca.not_valid_before_utc, issuer.certificate.not_valid_before_utc))
+        .not_valid_after(min(ca.not_valid_after_utc, issuer.certificate.not_valid_after_utc))
+    )
+    for ext in ca.extensions:
+        if not isinstance(ext.value, x509.AuthorityKeyIdentifier):
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+    builder = builder.add_extension(_authority_key_id(issuer.certificate), critical=False)
+    return builder.sign(issuer.private_key, hashes.SHA256())
 
 
 def random_serial() -> int:

@@ -27,7 +27,15 @@ from libs.pki.keys import (
     public_key_pem,
 )
 from libs.pki.kubeconfig import endpoint_url, render_kubeconfig
-from libs.pki.profiles import PROFILES, Category, KubeconfigEntry, SecretKind, SecretProfile
+from libs.pki.phased import CROSS_CERT
+from libs.pki.profiles import (
+    PROFILES,
+    Category,
+    ExtKeyUsage,
+    KubeconfigEntry,
+    SecretKind,
+    SecretProfile,
+)
 from libs.pki.tcp import SubjectAltNames, TcpSpec, apiserver_sans
 
 
@@ -51,7 +59,9 @@ def signer_from_secret_data(kind: SecretKind, data: Mapping[str, bytes]) -> Sign
         if not data.get(key):
             raise SecretDataError(kind, key, "is missing")
     try:
-        return load_signer(data[prof.cert_key], data[prof.private_key_key])
+        return load_signer(
+            data[prof.cert_key], data[prof.private_key_key], data.get(CROSS_CERT, b"")
+        )
     except SignerError as exc:
         raise SecretDataError(kind, prof.cert_key, str(exc)) from None
 
@@ -163,7 +173,12 @@ def _mint_x509(
     )
     assert prof.cert_key is not None  # x509 profiles name their keys
     assert prof.private_key_key is not None
-    data = {prof.cert_key: pair.cert_pem, prof.private_key_key: pair.key_pem}
+    served = (
+        pair.cert_pem + signer.chain
+        if ExtKeyUsage.SERVER_AUTH in prof.ext_key_usages
+        else pair.cert_pem
+    )
+    data = {prof.cert_key: served, prof.private_key_key: pair.key_pem}
     if prof.kind is SecretKind.DATASTORE_CERTIFICATE:
         data = {"ca.crt": signer.cert_pem, **data}
     return data

@@ -4,12 +4,13 @@ A phased rotation replaces a signer without cutting off anyone who holds the old
 in three steps, each followed by a rollout of the control plane; between them the rotation
 waits (for the operator, or for an overlap to pass):
 
-| step | `ca.crt` (the trust bundle)  | `ca.key` (signs)  | kept for later                 |
-|------|------------------------------|-------------------|--------------------------------|
-| -    | old                          | old               |                                |
-| prepare | old, new                  | old               | `certlc-next.crt`/`.key`: new  |
-| swap | new, old                     | new               | `certlc-previous.crt`/`.key`: old |
-| complete | new                      | new               |                                |
+| step     | `ca.crt` (trust) | `ca.key` (signs) | kept for later                        |
+|----------|------------------|------------------|---------------------------------------|
+| -        | old              | old              |                                       |
+| prepare  | old, new         | old              | `certlc-next.crt`/`.key`: new         |
+| swap     | new, old         | new              | `certlc-previous.crt`/`.key`: old,    |
+|          |                  |                  | `certlc-cross.crt`: new signed by old |
+| complete | new              | new              |                                       |
 
 (for the front-proxy CA read `front-proxy-ca.crt`/`.key`; for the SA keypair read `sa.pub`, the
 public keys kube-apiserver verifies tokens with, and `sa.key`, the key it signs them with.)
@@ -28,20 +29,31 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 from libs.pki.errors import PkiError
+from libs.pki.issue import cross_sign, load_signer
 from libs.pki.keys import (
     certificate_pem,
+    load_certificate,
     load_certificates,
     load_private_key,
     load_public_key,
     public_key_pem,
 )
-from libs.pki.profiles import PROFILES, Category, Lifecycle, SecretKind, dependents, profile
+from libs.pki.profiles import (
+    PROFILES,
+    Category,
+    ExtKeyUsage,
+    Lifecycle,
+    SecretKind,
+    dependents,
+    profile,
+)
 
 NEXT_CERT = "certlc-next.crt"
 NEXT_KEY = "certlc-next.key"
 PREVIOUS_CERT = "certlc-previous.crt"
 PREVIOUS_KEY = "certlc-previous.key"
-PHASE_KEYS = (NEXT_CERT, NEXT_KEY, PREVIOUS_CERT, PREVIOUS_KEY)
+CROSS_CERT = "certlc-cross.crt"  # the new CA signed by the old one, served along (swap)
+PHASE_KEYS = (NEXT_CERT, NEXT_KEY, PREVIOUS_CERT, PREVIOUS_KEY, CROSS_CERT)
 """Data keys a phased rotation keeps in the signer's Secret between its steps."""
 
 PHASED_KINDS = (SecretKind.CA, SecretKind.FRONT_PROXY_CA, SecretKind.SA)
@@ -94,7 +106,10 @@ def step_kinds(
     signed = dependents(kind, present)
     if step is RotationStep.SWAP:
         return (kind, *signed)
-    return (kind, *(k for k in signed if profile(k).lifecycle is Lifecycle.KUBECONFIG))
+    carries = [k for k in signed if profile(k).lifecycle is Lifecycle.KUBECONFIG]
+    if step is RotationStep.COMPLETE and kind is SecretKind.CA:  # served without the cross
+        carries += [k for k in signed if ExtKeyUsage.SERVER_AUTH in profile(k).ext_key_usages]
+    return (kind, *sorted(carries, key=signed.index))
 
 
 def _keys(kind: SecretKind) -> tuple[str, str]:
@@ -169,6 +184,9 @@ def phased_data(
             data = {bundle_key: next_first + first, key_key: next_key, PREVIOUS_KEY: key}
             if kind is not SecretKind.SA:
                 data[PREVIOUS_CERT] = first
+            if kind is SecretKind.CA:
+                cross = cross_sign(load_certificate(next_first), load_signer(first, key))
+                data[CROSS_CERT] = certificate_pem(cross)
             return _with_copies(kind, data)
         case RotationStep.COMPLETE:
             return _with_copies(kind, {bundle_key: first, key_key: key})
@@ -187,6 +205,7 @@ def phase_of(kind: SecretKind, data: Mapping[str, bytes]) -> RotationStep:
 
 
 __all__ = [
+    "CROSS_CERT",
     "DEFAULT_SA_OVERLAP",
     "NEXT_CERT",
     "NEXT_KEY",

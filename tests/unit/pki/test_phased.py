@@ -11,6 +11,7 @@ from libs.pki import SecretKind, mint_secret_data, renewal_reasons
 from libs.pki.issue import load_signer
 from libs.pki.keys import load_certificates, load_private_key, public_key_pem
 from libs.pki.phased import (
+    CROSS_CERT,
     NEXT_CERT,
     NEXT_KEY,
     PREVIOUS_CERT,
@@ -76,7 +77,20 @@ def test_a_ca_is_trusted_old_and_new_until_complete_and_signs_with_the_first(
     assert NEXT_CERT in prepared
     assert swapped[PREVIOUS_KEY] == before[key]
     assert PREVIOUS_CERT in swapped
-    assert not set(done) & {NEXT_CERT, NEXT_KEY, PREVIOUS_CERT, PREVIOUS_KEY}
+    if kind is K.CA:  # the new CA signed by the old one, for servers to send along
+        [cross] = x509.load_pem_x509_certificates(swapped[CROSS_CERT])
+        [old, new_ca] = (x509.load_pem_x509_certificate(p) for p in (before[crt], new[crt]))
+        cross.verify_directly_issued_by(old)
+        assert cross.public_key() == new_ca.public_key()
+        assert cross.subject == new_ca.subject
+        signer = load_signer(swapped[crt], swapped[key], swapped[CROSS_CERT])
+        served = mint_secret_data(K.APISERVER, TCP, now=NOW, signer=signer)["apiserver.crt"]
+        leaf, chained = x509.load_pem_x509_certificates(served)
+        leaf.verify_directly_issued_by(new_ca)
+        assert chained == cross
+    else:
+        assert CROSS_CERT not in swapped
+    assert not set(done) & {NEXT_CERT, NEXT_KEY, PREVIOUS_CERT, PREVIOUS_KEY, CROSS_CERT}
     assert [phase_of(kind, d) for d in (before, prepared, swapped, done)] == [
         STEP.NONE,
         STEP.PREPARE,
@@ -142,7 +156,9 @@ def test_each_step_writes_the_signer_and_what_carries_or_is_signed_by_it() -> No
     assert kubeconfigs < set(swap)
     assert K.FRONT_PROXY_CLIENT not in swap
     assert K.DATASTORE_CERTIFICATE not in swap
-    assert step_kinds(K.CA, STEP.COMPLETE, ALL) == prepare
+    # complete: the kubeconfigs, and the server certificates, served without the cross
+    complete = step_kinds(K.CA, STEP.COMPLETE, ALL)
+    assert set(complete) == {*prepare, K.APISERVER, K.KONNECTIVITY_CERTIFICATE}
     assert step_kinds(K.FRONT_PROXY_CA, STEP.PREPARE, ALL) == (K.FRONT_PROXY_CA,)
     assert step_kinds(K.FRONT_PROXY_CA, STEP.SWAP, ALL) == (K.FRONT_PROXY_CA, K.FRONT_PROXY_CLIENT)
     assert step_kinds(K.SA, STEP.SWAP, ALL) == (K.SA,)
