@@ -227,6 +227,7 @@ def test_every_audit_event_has_a_summary() -> None:
         "datastore": "default",
         "annotation": "certlc.kamaji.clastix.io/key-algorithm",
         "value": "DSA-1024",
+        "step": "prepare",
     }
     for member in members:
         fields = {f: samples[f] for f in member.__struct_fields__ if f in samples}

@@ -149,7 +149,9 @@ def test_the_next_step_command_names_that_steps_secrets_on_current_evidence() ->
     assert command.step is ST.COMPLETE
     assert command.round_id == "p1/complete"
     assert command.secrets[0] == "ca"
-    assert "api-server-certificate" not in command.secrets
+    assert (
+        "api-server-kubelet-client-certificate" not in command.secrets
+    )  # a client: not at complete
     assert set(command.resource_versions) == set(command.secrets)
     with pytest.raises(ValueError, match="no step after"):
         next_step_command(phased(ST.COMPLETE, Phase.WAITING), with_records(), NOW)
