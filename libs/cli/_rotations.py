@@ -77,7 +77,10 @@ def waits_for(record: RotationRecord, now: datetime) -> str:
     target = {"ca": "ca", "sa-certificate": "sa"}.get(record.phased, record.phased)
     moves_on = record.moves_on_at()
     if moves_on is None:
-        return f"{following.value} waits for the operator: certlc rotate {ref} {target} --complete"
+        return (
+            f"{following.value} waits for the operator: certlc rotate {ref} {target} --complete "
+            "(or --abort to back out)"
+        )
     left = moves_on - now
     when = "now" if left.total_seconds() <= 0 else f"in {short_human_duration(left)}"
     return (
@@ -146,6 +149,7 @@ def record_data(record: RotationRecord, now: datetime) -> dict[str, Any]:
             "stepDoneAt": when(record.step_done_at),
             "movesOnAt": when(record.moves_on_at()),
             "waitingFor": waits_for(record, now) or None,
+            "aborted": record.aborted,
         }
         if record.phased
         else {}

@@ -172,6 +172,12 @@ def _register_rotate(subparsers: Any) -> None:
         help="move the open phased rotation of TARGET on to its next step",
     )
     rotate.add_argument(
+        "--abort",
+        action="store_true",
+        help="back out of the open phased rotation of TARGET (after prepare: drop the new "
+        "signer; after swap: sign with the old one again)",
+    )
+    rotate.add_argument(
         "--overlap",
         type=parse_timeout,
         default=None,
@@ -516,11 +522,14 @@ def _rotate(args: argparse.Namespace) -> int:
         spec = parse_target(tcp, args.target)
     except TargetError as exc:
         fail(Exit.USAGE, str(exc))
-    phased = args.phased or args.complete or spec.target is Target.SA
-    if (args.phased or args.overlap is not None) and args.complete:
+    phased = args.phased or args.complete or args.abort or spec.target is Target.SA
+    if args.complete and args.abort:
+        fail(Exit.USAGE, "--complete and --abort contradict each other")
+    if (args.phased or args.overlap is not None) and (args.complete or args.abort):
         fail(
             Exit.USAGE,
-            "--complete moves an open phased rotation on; it takes no --phased or --overlap",
+            "--complete and --abort move an open phased rotation; "
+            "they take no --phased or --overlap",
         )
     if args.overlap is not None and not phased:
         fail(Exit.USAGE, "--overlap applies to a phased rotation (--phased, or the target sa)")
@@ -545,6 +554,7 @@ def _rotate(args: argparse.Namespace) -> int:
             wait_for_window=args.wait_for_window,
             phased=args.phased,
             complete=args.complete,
+            abort=args.abort,
             overlap_seconds=args.overlap.total_seconds() if args.overlap is not None else 0.0,
         )
     except (KeyMaterialError, ValueError) as exc:

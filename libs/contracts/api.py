@@ -40,6 +40,9 @@ class RotateRequest(Message, frozen=True, kw_only=True, tag="rotate.request"):
     phased: bool = False
     # Move the open phased rotation of that signer on to its next step (no new rotation).
     complete: bool = False
+    # Back out of the open phased rotation of that signer: after prepare, drop the new signer;
+    # after swap, sign with the old one again (then abort again to drop the new one).
+    abort: bool = False
     # Seconds each wait between steps lasts before the next step starts by itself; 0: the
     # default (a CA waits for `complete`; the SA key moves to swap at once and completes after
     # CERTLC_SA_OVERLAP).

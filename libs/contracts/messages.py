@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from libs.pki.phased import RotationStep, round_id
+from libs.pki.steps import RotationStep, round_id
 
 MAX_TEXT = 2048
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----")

@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from libs.contracts.messages import Fact, Reason, RotateCommand
-from libs.pki.phased import RotationStep, round_id
+from libs.pki.steps import WAITING_STEPS, RotationStep, round_id
 
 ROTATIONS_BUCKET = "CERTLC_ROTATIONS"
 # Records expire this long after their last write; an open record is rewritten at least once a
@@ -119,6 +119,7 @@ class RotationRecord(Fact, frozen=True, kw_only=True):
     step: RotationStep = RotationStep.NONE
     holds: tuple[float, float] = (-1.0, -1.0)
     step_done_at: datetime | None = None
+    aborted: bool = False  # backed out by the operator (revert, or complete keeping the old)
 
     def hold(self) -> float:
         """Seconds the current (done) step holds before the next; HOLD_FOR_OPERATOR: no end."""
@@ -203,11 +204,13 @@ class Requested:
 
 @dataclass(frozen=True, slots=True)
 class NextStep:
-    """Lifecycle moves a waiting phased rotation from step `after` on to `command`'s step."""
+    """Lifecycle moves a waiting phased rotation from step `after` on to `command`'s step
+    (`abort`: backing out of it)."""
 
     after: RotationStep
     command: RotateCommand
     at: datetime
+    abort: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +334,7 @@ def _step_of(obs: Observation) -> RotationStep | None:
 
 def _done(record: RotationRecord, at: datetime, **fields: object) -> RotationRecord:
     """A round is done: the rotation is completed, or waits for its next step."""
-    waits = record.step in (RotationStep.PREPARE, RotationStep.SWAP)
+    waits = record.step in WAITING_STEPS
     return msgspec.structs.replace(
         record,
         phase=Phase.WAITING if waits else Phase.COMPLETED,
@@ -361,6 +364,7 @@ def _next_step(record: RotationRecord, obs: NextStep) -> Step:
         written_at=None,
         rollout_since=None,
         step_done_at=None,
+        aborted=record.aborted or obs.abort,
         updated_at=obs.at,
     )
     return Step(moved, True)

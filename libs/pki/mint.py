@@ -27,7 +27,6 @@ from libs.pki.keys import (
     public_key_pem,
 )
 from libs.pki.kubeconfig import endpoint_url, render_kubeconfig
-from libs.pki.phased import CROSS_CERT
 from libs.pki.profiles import (
     PROFILES,
     Category,
@@ -36,6 +35,7 @@ from libs.pki.profiles import (
     SecretKind,
     SecretProfile,
 )
+from libs.pki.steps import CROSS_CERT
 from libs.pki.tcp import SubjectAltNames, TcpSpec, apiserver_sans
 
 

@@ -19,16 +19,13 @@ The first PEM block of the bundle is always the certificate of the key beside it
 exactly that pair (`internal/crypto/crypto.go`, `ParseCertificateBytes` and
 `ParsePublicKeyBytes` decode the first block) and so does kube-controller-manager's signer, so
 the Secret is valid for both in every step. What each step re-issues besides the signer is in
-`step_kinds`. Pure: the new signer's data is minted by the caller.
+`libs/pki/steps.py`, `step_kinds`. Pure: the new signer's data is minted by the caller.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Mapping
 
-from libs.pki.errors import PkiError
 from libs.pki.issue import cross_sign, load_signer
 from libs.pki.keys import (
     certificate_pem,
@@ -38,78 +35,17 @@ from libs.pki.keys import (
     load_public_key,
     public_key_pem,
 )
-from libs.pki.profiles import (
-    PROFILES,
-    Category,
-    ExtKeyUsage,
-    Lifecycle,
-    SecretKind,
-    dependents,
-    profile,
+from libs.pki.profiles import PROFILES, Category, SecretKind
+from libs.pki.steps import (
+    CROSS_CERT,
+    NEXT_CERT,
+    NEXT_KEY,
+    PHASED_KINDS,
+    PREVIOUS_CERT,
+    PREVIOUS_KEY,
+    PhaseError,
+    RotationStep,
 )
-
-NEXT_CERT = "certlc-next.crt"
-NEXT_KEY = "certlc-next.key"
-PREVIOUS_CERT = "certlc-previous.crt"
-PREVIOUS_KEY = "certlc-previous.key"
-CROSS_CERT = "certlc-cross.crt"  # the new CA signed by the old one, served along (swap)
-PHASE_KEYS = (NEXT_CERT, NEXT_KEY, PREVIOUS_CERT, PREVIOUS_KEY, CROSS_CERT)
-"""Data keys a phased rotation keeps in the signer's Secret between its steps."""
-
-PHASED_KINDS = (SecretKind.CA, SecretKind.FRONT_PROXY_CA, SecretKind.SA)
-"""The Secrets that can be rotated in phases."""
-
-DEFAULT_SA_OVERLAP = timedelta(hours=48)
-"""How long both SA public keys stay trusted after the switch (CERTLC_SA_OVERLAP). Tokens
-signed by the old key stop verifying at complete. A pod's projected token is re-signed by the
-kubelet at 80 % of its lifetime or after 24 h, whichever comes first (kube-apiserver extends a
-pod's 1 h token to a year with --service-account-extend-token-expiration, its default, so the
-24 h bound is the one that applies); 48 h covers that twice. Legacy token Secrets and other
-long-lived tokens are not covered: see docs/operations.md."""
-
-
-class RotationStep(enum.StrEnum):
-    """The step of a phased rotation a command or record stands for ("" for any other)."""
-
-    NONE = ""
-    PREPARE = "prepare"
-    SWAP = "swap"
-    COMPLETE = "complete"
-
-    @property
-    def next(self) -> RotationStep | None:
-        """The step after this one; None after complete."""
-        order = (RotationStep.PREPARE, RotationStep.SWAP, RotationStep.COMPLETE)
-        if self not in order or self is RotationStep.COMPLETE:
-            return None
-        return order[order.index(self) + 1]
-
-
-def round_id(rotation_id: str, step: RotationStep) -> str:
-    """One step's round of a phased rotation, "<id>/<step>": it marks that step's writes and
-    messages apart from the other steps' (the rotation id alone for an unphased rotation)."""
-    return f"{rotation_id}/{step.value}" if step is not RotationStep.NONE else rotation_id
-
-
-class PhaseError(PkiError):
-    """A step cannot be taken from what the Secret holds (the step before it is not there)."""
-
-
-def step_kinds(
-    kind: SecretKind, step: RotationStep, present: Sequence[SecretKind]
-) -> tuple[SecretKind, ...]:
-    """The Secrets step `step` of the phased rotation of `kind` writes, among `present`: the
-    signer itself always; at swap everything it signs (re-issued by the new signer); at prepare
-    and complete the kubeconfigs it signs, whose certificate-authority-data is the bundle."""
-    if kind not in PHASED_KINDS:
-        raise PhaseError(f"{kind.value} cannot be rotated in phases")
-    signed = dependents(kind, present)
-    if step is RotationStep.SWAP:
-        return (kind, *signed)
-    carries = [k for k in signed if profile(k).lifecycle is Lifecycle.KUBECONFIG]
-    if step is RotationStep.COMPLETE and kind is SecretKind.CA:  # served without the cross
-        carries += [k for k in signed if ExtKeyUsage.SERVER_AUTH in profile(k).ext_key_usages]
-    return (kind, *sorted(carries, key=signed.index))
 
 
 def _keys(kind: SecretKind) -> tuple[str, str]:
@@ -157,7 +93,8 @@ def phased_data(
 ) -> dict[str, bytes]:
     """The signer Secret's data after `step`, from its `current` data; `fresh` mints a new
     signer's data (called at prepare only). Raises PhaseError when the step before is missing:
-    swap needs what prepare kept."""
+    swap needs what prepare kept, revert what swap kept. Complete keeps the signer that signs
+    now: the new one after swap, the old one after prepare or revert (an abort)."""
     bundle_key, key_key = _keys(kind)
     if not current.get(bundle_key) or not current.get(key_key):
         raise PhaseError(f"{kind.value} has no {bundle_key} and {key_key} to rotate")
@@ -188,6 +125,21 @@ def phased_data(
                 cross = cross_sign(load_certificate(next_first), load_signer(first, key))
                 data[CROSS_CERT] = certificate_pem(cross)
             return _with_copies(kind, data)
+        case RotationStep.REVERT:  # back to the state after prepare: the old signer signs
+            if not current.get(PREVIOUS_KEY):
+                raise PhaseError(
+                    f"{kind.value} holds no previous signer ({PREVIOUS_KEY}): nothing to revert to"
+                )
+            previous_key = current[PREVIOUS_KEY]
+            previous_first = (
+                _public_of(kind, previous_key)
+                if kind is SecretKind.SA
+                else _first(kind, current.get(PREVIOUS_CERT, b""))
+            )
+            data = {bundle_key: previous_first + first, key_key: previous_key, NEXT_KEY: key}
+            if kind is not SecretKind.SA:
+                data[NEXT_CERT] = first
+            return _with_copies(kind, data)
         case RotationStep.COMPLETE:
             return _with_copies(kind, {bundle_key: first, key_key: key})
         case _:
@@ -195,8 +147,8 @@ def phased_data(
 
 
 def phase_of(kind: SecretKind, data: Mapping[str, bytes]) -> RotationStep:
-    """Which step the signer Secret's data is in: prepare (a signer kept for later), swap (the
-    previous signer kept), else NONE (one signer; also the state after complete)."""
+    """Which state the signer Secret's data is in: prepare (a signer kept for later; also after
+    revert), swap (the previous signer kept), else NONE (one signer; also after complete)."""
     if data.get(PREVIOUS_KEY):
         return RotationStep.SWAP
     if data.get(NEXT_KEY):
@@ -204,20 +156,4 @@ def phase_of(kind: SecretKind, data: Mapping[str, bytes]) -> RotationStep:
     return RotationStep.NONE
 
 
-__all__ = [
-    "CROSS_CERT",
-    "DEFAULT_SA_OVERLAP",
-    "NEXT_CERT",
-    "NEXT_KEY",
-    "PHASED_KINDS",
-    "PHASE_KEYS",
-    "PREVIOUS_CERT",
-    "PREVIOUS_KEY",
-    "PhaseError",
-    "RotationStep",
-    "bundle_entries",
-    "phase_of",
-    "phased_data",
-    "round_id",
-    "step_kinds",
-]
+__all__ = ["bundle_entries", "phase_of", "phased_data"]

@@ -16,8 +16,8 @@ from libs.contracts.windows import WindowError, parse_windows
 from libs.pki.errors import PkiError
 from libs.pki.keys import parse_key_algorithm
 from libs.pki.overrides import FleetProfile
-from libs.pki.phased import DEFAULT_SA_OVERLAP
 from libs.pki.profiles import LEAF_VALIDITY
+from libs.pki.steps import DEFAULT_SA_OVERLAP
 
 MAX_KEY_RESERVE = 1024  # keys per algorithm: an RSA-4096 key object is about 4 KB
 

@@ -38,8 +38,8 @@ from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, Conflict, KubeError, NotFound, RetryableKubeError
 from libs.pki import CA_SIGNED_KINDS, KeyAlgorithm, PkiError, SecretKind, summarize
 from libs.pki.overrides import tcp_profile
-from libs.pki.phased import RotationStep
 from libs.pki.reserve import KeyReserve
+from libs.pki.steps import RotationStep
 from libs.runtime import metrics
 from libs.runtime.config import Settings
 from libs.runtime.records import RotationStore

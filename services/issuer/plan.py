@@ -52,7 +52,8 @@ from libs.pki import (
 )
 from libs.pki.keys import KeySource, generate_private_key
 from libs.pki.overrides import FleetProfile, TcpProfile, tcp_profile
-from libs.pki.phased import PHASE_KEYS, RotationStep, phased_data
+from libs.pki.phased import phased_data
+from libs.pki.steps import PHASE_KEYS, RotationStep
 
 ROTATION_ANNOTATION = "certlc.kamaji.clastix.io/rotation-id"
 

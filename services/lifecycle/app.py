@@ -531,12 +531,15 @@ class Lifecycle:
         )
         await publish_audit(self.bus, audit, command.round_id)
 
-    async def next_step(self, record: RotationRecord, view: TcpState, now: datetime) -> str:
-        """Move a waiting phased rotation on to its next step: the record, then the command
-        (a lost publish is sent again like any requested rotation's). The step started."""
-        command = next_step_command(record, view, now)
+    async def next_step(
+        self, record: RotationRecord, view: TcpState, now: datetime, *, abort: bool = False
+    ) -> str:
+        """Move a waiting phased rotation on to its next step (or back out of it, `abort`): the
+        record, then the command (a lost publish is sent again like any requested rotation's).
+        The step started."""
+        command = next_step_command(record, view, now, abort=abort)
         moved = await self.store.advance(
-            record.namespace, record.tcp, record.id, NextStep(record.step, command, now)
+            record.namespace, record.tcp, record.id, NextStep(record.step, command, now, abort)
         )
         if moved is None or moved.step is not command.step or moved.phase is not Phase.REQUESTED:
             return moved.step.value if moved is not None else ""  # moved on by someone else
@@ -613,7 +616,7 @@ class Lifecycle:
                     )
                 raise ServiceError(int(verdict.code), verdict.message)
             if verdict.moves is not None and view is not None:
-                step = await self.next_step(verdict.moves, view, now)
+                step = await self.next_step(verdict.moves, view, now, abort=req.abort)
                 return encode(
                     RotateAccepted(
                         id=verdict.id,

@@ -39,7 +39,6 @@ from libs.contracts.messages import CertFacts, Reason, RotateCommand, SecretObse
 from libs.contracts.records import REFRESH, Phase, RotationRecord, Stage
 from libs.contracts.windows import Slot, Window, next_open, open_at, slot
 from libs.pki.overrides import FleetProfile, Rejected, tcp_profile
-from libs.pki.phased import RotationStep, step_kinds
 from libs.pki.profiles import (
     CA_SIGNED_KINDS,
     LEAF_VALIDITY,
@@ -50,6 +49,7 @@ from libs.pki.profiles import (
     kinds_for,
     profile,
 )
+from libs.pki.steps import RotationStep, step_kinds
 from libs.pki.tcp import COPYING_DRIVERS
 
 
@@ -405,10 +405,13 @@ def phased_open(state: TcpState, kind: SecretKind) -> RotationRecord | None:
     return next((r for r in state.rotations if r.open and r.phased == kind.value), None)
 
 
-def next_step_command(record: RotationRecord, state: TcpState, now: datetime) -> RotateCommand:
-    """The command of the step after the one a waiting phased rotation has done: that step's
-    Secrets (libs/pki/phased.py, `step_kinds`), on the evidence of now."""
-    following = record.step.next
+def next_step_command(
+    record: RotationRecord, state: TcpState, now: datetime, *, abort: bool = False
+) -> RotateCommand:
+    """The command of the step after the one a waiting phased rotation has done (forward, or
+    backing out with `abort`): that step's Secrets (libs/pki/steps.py, `step_kinds`), on the
+    evidence of now."""
+    following = record.step.abort if abort else record.step.next
     if following is None:
         raise ValueError(f"rotation {record.id} has no step after {record.step.value!r}")
     kinds = step_kinds(SecretKind(record.phased), following, managed_kinds(state.tcp))

@@ -20,8 +20,8 @@ from datetime import timedelta
 from libs.contracts.api import RotateRequest, ServiceErrorCode, Target
 from libs.contracts.records import HOLD_FOR_OPERATOR, Phase, RotationRecord
 from libs.contracts.targets import target_kinds
-from libs.pki.phased import DEFAULT_SA_OVERLAP, PHASED_KINDS, RotationStep, step_kinds
 from libs.pki.profiles import SecretKind
+from libs.pki.steps import DEFAULT_SA_OVERLAP, PHASED_KINDS, RotationStep, step_kinds
 from services.lifecycle.policy import (
     TcpState,
     ca_rotation_open,
@@ -128,17 +128,19 @@ def holds(kind: SecretKind, overlap_seconds: float, sa_overlap: timedelta) -> tu
 def _move_on(
     request: RotateRequest, state: TcpState, kind: SecretKind, ongoing: RotationRecord | None
 ) -> Accepted | Rejected:
-    """`complete`: the open phased rotation of `kind` on to its next step."""
+    """`complete` (or `abort`): the open phased rotation of `kind` on to its next step (or the
+    step that backs out of it)."""
     name = f"{request.tcp}-{kind.value}"
     present = managed_kinds(state.tcp)
     if ongoing is None:
         return Rejected(ServiceErrorCode.NOT_FOUND, f"no phased rotation of {name} is open")
-    following = ongoing.step.next
+    following = ongoing.step.abort if request.abort else ongoing.step.next
     if ongoing.phase is not Phase.WAITING or following is None:
+        verb = "can be aborted" if request.abort else "moves on"
         return Rejected(
             ServiceErrorCode.CONFLICT,
             f"phased rotation {ongoing.id} of {name} is {ongoing.phase} at step "
-            f"{ongoing.step.value}; it moves on once that step is rolled out",
+            f"{ongoing.step.value}; it {verb} once that step is rolled out",
         )
     kinds = step_kinds(kind, following, present)
     paused = _paused(request, kinds, state)
@@ -156,10 +158,12 @@ def _resolve_phased(
     where = f"{request.namespace}/{request.tcp}"
     if request.overlap_seconds < 0:
         return Rejected(ServiceErrorCode.BAD_REQUEST, "overlap_seconds must not be negative")
-    if request.complete and request.wait_for_window:
+    if request.complete and request.abort:
+        return Rejected(ServiceErrorCode.BAD_REQUEST, "complete and abort contradict each other")
+    if (request.complete or request.abort) and request.wait_for_window:
         return Rejected(
             ServiceErrorCode.BAD_REQUEST,
-            "complete moves a rotation on now; wait_for_window does not apply",
+            "complete and abort move a rotation now; wait_for_window does not apply",
         )
     kind = _phased_kind(request)
     if isinstance(kind, Rejected):
@@ -169,7 +173,7 @@ def _resolve_phased(
     if kind not in present:
         return Rejected(ServiceErrorCode.NOT_FOUND, f"Secret {name} is not managed for {where}")
     ongoing = phased_open(state, kind)
-    if request.complete:
+    if request.complete or request.abort:
         return _move_on(request, state, kind, ongoing)
     if ongoing is not None:
         return Rejected(
@@ -208,7 +212,7 @@ def resolve(
             ServiceErrorCode.CONFLICT,
             f"CA rotation {ongoing.id} of {where} is {ongoing.phase}; try again when it completes",
         )
-    if request.phased or request.complete or request.target is Target.SA:
+    if request.phased or request.complete or request.abort or request.target is Target.SA:
         return _resolve_phased(request, state, sa_overlap)
     present = managed_kinds(state.tcp)
     kinds = _targets(request, present)

@@ -37,7 +37,7 @@ from libs.kube import aio
 from libs.kube.client import KubeClient
 from libs.kube.errors import AlreadyExists, KubeError, NotFound, RetryableKubeError
 from libs.pki import CHECKSUM_ANNOTATION, STATUS_PATHS, SecretKind, checksum, secret_name
-from libs.pki.phased import RotationStep
+from libs.pki.steps import RotationStep
 from libs.runtime import metrics
 from libs.runtime.config import Settings
 from libs.runtime.records import RotationStore
@@ -350,8 +350,10 @@ class Rollout:
             event = CaRotationCompleted(namespace=ns, tcp=name, rotation_id=msg.id, at=now)
             await publish_audit(self.bus, event, msg.id)
             log.info("CA rotation completed", extra=self._extra(msg))
+            aborted = after is not None and after.aborted
+            which = "the old CA: the phased rotation was aborted" if aborted else "the new CA"
             await self.event(
-                tcp, "CertificateAuthorityRotated", "the control plane runs with the new CA"
+                tcp, "CertificateAuthorityRotated", f"the control plane runs with {which}"
             )
 
     async def step_done(

@@ -253,3 +253,52 @@ def test_sa_key_rotation_keeps_old_tokens_valid_until_complete(
     assert not verifies(tmp_path, done["sa.pub"], old_token)
     assert verifies(tmp_path, done["sa.pub"], new_token)
     assert done["sa.key"] == swapped["sa.key"]
+
+
+def fingerprints(pem: bytes) -> list[bytes]:
+    return [c.encode() for c in re.findall(r"-----BEGIN CERTIFICATE-----[^-]+", pem.decode())]
+
+
+def test_an_aborted_phased_ca_rotation_leaves_the_old_ca_in_charge(
+    stack: Stack, tmp_path: Path
+) -> None:
+    tcp = FP_TCP
+    old_bundle = secret_data(stack, tcp, "ca")["ca.crt"]
+    before = client_credentials(stack, tcp, "before")
+
+    def check() -> dict[str, bool]:
+        now = client_credentials(stack, tcp, "now")
+        return handshakes(tmp_path, api_server(stack, tcp), before + now)
+
+    # abort after prepare: the new CA leaves the bundles; nothing was signed by it
+    rid = rotation_id(stack.certlc("rotate", f"default/{tcp}", "ca", "--phased", kube=False))
+    wait_step(stack, tcp, rid, "prepare")
+    assert "step complete" in stack.certlc("rotate", f"default/{tcp}", "ca", "--abort", kube=False)
+    wait_step(stack, tcp, rid, "complete", "completed")
+    assert fingerprints(secret_data(stack, tcp, "ca")["ca.crt"]) == fingerprints(old_bundle)
+    results = check()
+    assert all(results.values()), results
+    wait_for(lambda: stack.phase(tcp) == "Ready", 60, "the TCP Ready again")
+
+    # abort after swap: the old CA signs again (revert), then the new one is dropped
+    rid = rotation_id(stack.certlc("rotate", f"default/{tcp}", "ca", "--phased", kube=False))
+    wait_step(stack, tcp, rid, "prepare")
+    stack.certlc("rotate", f"default/{tcp}", "ca", "--complete", kube=False)
+    wait_step(stack, tcp, rid, "swap")
+    assert "step revert" in stack.certlc("rotate", f"default/{tcp}", "ca", "--abort", kube=False)
+    wait_step(stack, tcp, rid, "revert")
+    reverted = secret_data(stack, tcp, "ca")["ca.crt"]
+    assert fingerprints(reverted)[0] == fingerprints(old_bundle)[0]
+    assert len(fingerprints(reverted)) == 2
+    results = check()
+    assert all(results.values()), results
+    status = stack.certlc("status", f"default/{tcp}")
+    assert "--abort to back out" in status, status
+    stack.certlc("rotate", f"default/{tcp}", "ca", "--abort", kube=False)
+    wait_step(stack, tcp, rid, "complete", "completed")
+    assert fingerprints(secret_data(stack, tcp, "ca")["ca.crt"]) == fingerprints(old_bundle)
+    results = check()
+    assert all(results.values()), results  # the old CA signs everything again
+    wait_for(lambda: stack.phase(tcp) == "Ready", 60, "the TCP Ready again")
+    record = stack.tap.records(tcp)[rid]
+    assert record["aborted"] is True

@@ -28,7 +28,7 @@ from libs.contracts.records import (
     key_parts,
     record_key,
 )
-from libs.pki.phased import RotationStep
+from libs.pki.steps import RotationStep
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(seconds=10)
@@ -314,3 +314,19 @@ def test_a_waiting_record_is_kept_alive_by_a_repeated_request() -> None:
     assert step.record is not None
     assert step.record.phase is P.WAITING
     assert step.record.updated_at == later
+
+
+def test_an_abort_marks_the_record_and_reverts_then_completes() -> None:
+    waiting = phased(P.WAITING, ST.SWAP)
+    revert = msgspec.structs.replace(SWAP_CMD, step=ST.REVERT)
+    reverting = advance(waiting, NextStep(ST.SWAP, revert, T1, abort=True)).record
+    assert reverting is not None
+    assert reverting.aborted
+    assert reverting.step is ST.REVERT
+    done = advance(
+        msgspec.structs.replace(reverting, phase=P.ROLLING_OUT),
+        RolloutSeen(R.COMPLETE, T1, step=ST.REVERT),
+    ).record
+    assert done is not None
+    assert done.phase is P.WAITING  # after revert it waits for the operator
+    assert done.moves_on_at() is None

@@ -11,8 +11,8 @@ import pytest
 from libs.contracts.messages import Reason, RotateCommand
 from libs.pki import SecretKind, TcpSpec, mint_secret_data, renewal_reasons, signer_from_secret_data
 from libs.pki.keys import load_certificates
-from libs.pki.phased import NEXT_KEY, PREVIOUS_KEY, PhaseError, RotationStep, step_kinds
 from libs.pki.profiles import kinds_for
+from libs.pki.steps import NEXT_KEY, PREVIOUS_KEY, PhaseError, RotationStep, step_kinds
 from services.issuer.plan import (
     ROTATION_ANNOTATION,
     Existing,

@@ -8,8 +8,8 @@ import pytest
 
 from libs.contracts.api import RotateRequest, ServiceErrorCode, Target
 from libs.contracts.records import HOLD_FOR_OPERATOR, Phase, RotationRecord
-from libs.pki.phased import DEFAULT_SA_OVERLAP, RotationStep
 from libs.pki.profiles import SecretKind
+from libs.pki.steps import DEFAULT_SA_OVERLAP, RotationStep
 from services.lifecycle.policy import (
     PolicySettings,
     TcpState,
@@ -155,3 +155,37 @@ def test_the_next_step_command_names_that_steps_secrets_on_current_evidence() ->
     assert set(command.resource_versions) == set(command.secrets)
     with pytest.raises(ValueError, match="no step after"):
         next_step_command(phased(ST.COMPLETE, Phase.WAITING), with_records(), NOW)
+
+
+@pytest.mark.parametrize(
+    ("step", "back"), [(ST.PREPARE, ST.COMPLETE), (ST.SWAP, ST.REVERT), (ST.REVERT, ST.COMPLETE)]
+)
+def test_abort_backs_a_waiting_rotation_out(step: RotationStep, back: RotationStep) -> None:
+    waiting = phased(step, Phase.WAITING)
+    verdict = resolve(request(Target.CA, abort=True), with_records(waiting))
+    assert isinstance(verdict, Accepted)
+    assert verdict.step is back
+    assert verdict.moves == waiting
+    command = next_step_command(waiting, with_records(waiting), NOW, abort=True)
+    assert command.step is back
+
+
+@pytest.mark.parametrize(
+    ("req", "words"),
+    [
+        (request(Target.CA, abort=True, complete=True), "contradict"),
+        (request(Target.CA, abort=True, wait_for_window=True), "wait_for_window"),
+    ],
+)
+def test_contradictory_moves_are_malformed(req: RotateRequest, words: str) -> None:
+    verdict = resolve(req, with_records(phased(ST.PREPARE, Phase.WAITING)))
+    assert isinstance(verdict, Rejected)
+    assert verdict.code is ServiceErrorCode.BAD_REQUEST
+    assert words in verdict.message
+
+
+def test_abort_while_a_step_is_under_way_is_a_conflict() -> None:
+    verdict = resolve(request(Target.CA, abort=True), with_records(phased(ST.SWAP, Phase.ISSUING)))
+    assert isinstance(verdict, Rejected)
+    assert verdict.code is ServiceErrorCode.CONFLICT
+    assert "can be aborted once that step is rolled out" in verdict.message

@@ -9,8 +9,10 @@ from cryptography.hazmat.primitives import serialization
 
 from libs.pki import SecretKind, mint_secret_data, renewal_reasons
 from libs.pki.issue import load_signer
-from libs.pki.keys import load_certificates, load_private_key, public_key_pem
-from libs.pki.phased import (
+from libs.pki.keys import certificate_pem, load_certificates, load_private_key, public_key_pem
+from libs.pki.phased import bundle_entries, phase_of, phased_data
+from libs.pki.profiles import kinds_for
+from libs.pki.steps import (
     CROSS_CERT,
     NEXT_CERT,
     NEXT_KEY,
@@ -18,13 +20,9 @@ from libs.pki.phased import (
     PREVIOUS_KEY,
     PhaseError,
     RotationStep,
-    bundle_entries,
-    phase_of,
-    phased_data,
     round_id,
     step_kinds,
 )
-from libs.pki.profiles import kinds_for
 from tests.unit.pki._support import NOW, TCP
 
 K = SecretKind
@@ -183,3 +181,39 @@ def test_a_kubeconfig_carries_the_whole_bundle_and_is_checked_against_it() -> No
     alone = x509.load_pem_x509_certificates(ca)[0].public_bytes(serialization.Encoding.PEM)
     [reason] = renewal_reasons(K.ADMIN_KUBECONFIG, kubeconfig, TCP, now=NOW, current_ca_pem=alone)
     assert "certificate-authority-data is not the current CA certificate" in reason.message
+
+
+@pytest.mark.parametrize(("kind", "crt"), [(K.CA, "ca.crt"), (K.SA, "sa.pub")])
+def test_an_abort_after_swap_reverts_to_the_old_signer_and_then_drops_the_new(
+    kind: SecretKind, crt: str
+) -> None:
+    before, new, prepared, swapped, _ = _run(kind)
+    key = "ca.key" if kind is K.CA else "sa.key"
+    reverted = phased_data(kind, STEP.REVERT, swapped, lambda: pytest.fail("revert mints nothing"))
+    # the state after prepare: the old signer signs, both are trusted, the new one kept
+    assert reverted[key] == before[key]
+    assert reverted[NEXT_KEY] == new[key]
+    assert phase_of(kind, reverted) is STEP.PREPARE
+    if kind is K.CA:
+        assert _certs(reverted[crt]) == _certs(prepared[crt])
+        assert CROSS_CERT not in reverted
+    else:
+        assert _public_keys(reverted[crt]) == _public_keys(prepared[crt])
+    assert renewal_reasons(kind, reverted, TCP, now=NOW) == ()
+    # aborting again: complete keeps the signer that signs, the old one
+    dropped = phased_data(kind, STEP.COMPLETE, reverted, dict)
+    assert dropped[key] == before[key]
+    assert dropped[crt] == (
+        certificate_pem(load_certificates(before[crt])[0]) if kind is K.CA else before[crt]
+    )
+    with pytest.raises(PhaseError, match="nothing to revert to"):
+        phased_data(kind, STEP.REVERT, prepared, dict)
+
+
+def test_abort_backs_out_of_each_waiting_step() -> None:
+    assert STEP.PREPARE.abort is STEP.COMPLETE
+    assert STEP.SWAP.abort is STEP.REVERT
+    assert STEP.REVERT.abort is STEP.COMPLETE
+    assert STEP.REVERT.next is STEP.SWAP
+    assert STEP.COMPLETE.abort is None
+    assert step_kinds(K.CA, STEP.REVERT, ALL) == step_kinds(K.CA, STEP.SWAP, ALL)
