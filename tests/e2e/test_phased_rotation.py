@@ -13,19 +13,27 @@ checks it)."""
 
 from __future__ import annotations
 
-import base64
 import json
-import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.e2e.harness import Stack, start_with_tenants, wait_for
-from tests.e2e.tls import Credential, Server, handshakes
+from tests.e2e.phased import (
+    api_server,
+    certificates_in,
+    client_credentials,
+    fingerprints,
+    front_proxy_credential,
+    rotation_id,
+    secret_data,
+    sign_token,
+    verifies,
+    wait_step,
+)
+from tests.e2e.tls import Credential, handshakes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -36,78 +44,6 @@ CA_TCP, FP_TCP = "phased-ca", "phased-fp"
 def stack(tmp_path_factory: pytest.TempPathFactory, kube_serving: Any) -> Iterator[Stack]:
     workdir = Path(tmp_path_factory.mktemp("e2e-phased"))
     yield from start_with_tenants(workdir, kube_serving, (CA_TCP, FP_TCP))
-
-
-def secret_data(stack: Stack, tcp: str, suffix: str) -> dict[str, bytes]:
-    return stack.data(stack.secrets(tcp)[f"{tcp}-{suffix}"])
-
-
-def client_credentials(stack: Stack, tcp: str, when: str) -> list[Credential]:
-    """Every kubeconfig of the TCP and the kubelet client certificate, as they are now."""
-    creds: list[Credential] = []
-    for name, secret in sorted(stack.secrets(tcp).items()):
-        if not name.endswith("kubeconfig"):
-            continue
-        for key, value in sorted(stack.data(secret).items()):
-            config = yaml.safe_load(value)
-            if not isinstance(config, dict) or "users" not in config:
-                continue
-            user = config["users"][0]["user"]
-            creds.append(
-                Credential(
-                    f"{when}:{name}/{key}",
-                    base64.b64decode(user["client-certificate-data"]),
-                    base64.b64decode(user["client-key-data"]),
-                    base64.b64decode(
-                        config["clusters"][0]["cluster"]["certificate-authority-data"]
-                    ),
-                )
-            )
-    kubelet = secret_data(stack, tcp, "api-server-kubelet-client-certificate")
-    creds.append(
-        Credential(
-            f"{when}:kubelet-client",
-            kubelet["apiserver-kubelet-client.crt"],
-            kubelet["apiserver-kubelet-client.key"],
-            secret_data(stack, tcp, "ca")["ca.crt"],
-        )
-    )
-    return creds
-
-
-def front_proxy_credential(stack: Stack, tcp: str, when: str) -> Credential:
-    client = secret_data(stack, tcp, "front-proxy-client-certificate")
-    return Credential(
-        f"{when}:front-proxy-client",
-        client["front-proxy-client.crt"],
-        client["front-proxy-client.key"],
-        secret_data(stack, tcp, "ca")["ca.crt"],  # verifies the server (the API server here)
-    )
-
-
-def api_server(stack: Stack, tcp: str, client_ca: str = "ca") -> Server:
-    served = secret_data(stack, tcp, "api-server-certificate")
-    bundle_key = "ca.crt" if client_ca == "ca" else "front-proxy-ca.crt"
-    bundle = secret_data(stack, tcp, client_ca)[bundle_key]
-    return Server(served["apiserver.crt"], served["apiserver.key"], bundle)
-
-
-def certificates_in(pem: bytes) -> int:
-    return pem.count(b"-----BEGIN CERTIFICATE-----")
-
-
-def rotation_id(output: str) -> str:
-    found = re.search(r"rotation (\w+) accepted", output)
-    assert found, output
-    return found.group(1)
-
-
-def wait_step(stack: Stack, tcp: str, rid: str, step: str, phase: str = "waiting") -> None:
-    def there() -> bool:
-        record = stack.tap.records(tcp).get(rid) or {}
-        return record.get("step") == step and record.get("phase") == phase
-
-    wait_for(there, 120, f"{tcp}: rotation {rid} {phase} after {step}")
 
 
 def check_ca(stack: Stack, workdir: Path, creds: list[Credential]) -> dict[str, bool]:
@@ -188,48 +124,6 @@ def test_phased_ca_rotations_keep_mtls_working_at_every_step(stack: Stack, tmp_p
     assert certificates_in(fp_bundle) == 1
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def sign_token(workdir: Path, key: bytes, subject: str) -> tuple[bytes, bytes]:
-    """An RS256 JWT signed with `key` by openssl: (signing input, signature)."""
-    header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
-    payload = _b64url(
-        json.dumps({"sub": subject, "iss": "https://kubernetes.default.svc"}).encode()
-    )
-    signing_input = f"{header}.{payload}".encode()
-    (workdir / "sa.key").write_bytes(key)
-    (workdir / "input").write_bytes(signing_input)
-    signature = subprocess.run(
-        ["openssl", "dgst", "-sha256", "-sign", str(workdir / "sa.key"), str(workdir / "input")],
-        capture_output=True,
-        check=True,
-    ).stdout
-    return signing_input, signature
-
-
-def verifies(workdir: Path, sa_pub: bytes, token: tuple[bytes, bytes]) -> bool:
-    """kube-apiserver's rule: a token verifies if any public key of the file verifies it."""
-    (workdir / "input").write_bytes(token[0])
-    (workdir / "sig").write_bytes(token[1])
-    end = b"-----END PUBLIC KEY-----\n"
-    keys = [block + end for block in sa_pub.split(end) if b"BEGIN" in block]
-    assert keys, "sa.pub holds no public key"
-    for index, key in enumerate(keys):
-        path = workdir / f"pub-{index}.pem"
-        path.write_bytes(key)
-        out = subprocess.run(
-            ["openssl", "dgst", "-sha256", "-verify", str(path), "-signature",
-             str(workdir / "sig"), str(workdir / "input")],
-            capture_output=True,
-            check=False,
-        )  # fmt: skip
-        if out.returncode == 0:
-            return True
-    return False
-
-
 def test_sa_key_rotation_keeps_old_tokens_valid_until_complete(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -253,10 +147,6 @@ def test_sa_key_rotation_keeps_old_tokens_valid_until_complete(
     assert not verifies(tmp_path, done["sa.pub"], old_token)
     assert verifies(tmp_path, done["sa.pub"], new_token)
     assert done["sa.key"] == swapped["sa.key"]
-
-
-def fingerprints(pem: bytes) -> list[bytes]:
-    return [c.encode() for c in re.findall(r"-----BEGIN CERTIFICATE-----[^-]+", pem.decode())]
 
 
 def test_an_aborted_phased_ca_rotation_leaves_the_old_ca_in_charge(
