@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from libs.contracts.api import (
@@ -38,7 +39,9 @@ from libs.pki import (
     TcpSpec,
     managed_kinds,
     secret_name,
+    short_human_duration,
 )
+from libs.pki.steps import PHASED_KINDS, RotationStep, step_kinds
 
 TARGET_WORDS = (Target.X509, Target.KUBECONFIG, Target.CA, Target.SA)
 
@@ -164,6 +167,79 @@ def token_warning(tcp: str) -> list[str]:
         "  - legacy token Secrets (type kubernetes.io/service-account-token) and tokens handed "
         "out with `kubectl create token`, until they are re-created.",
     ]
+
+
+def phased_kind(spec: TargetSpec) -> SecretKind | None:
+    """The signer a phased rotation of TARGET replaces (None: TARGET is no signer)."""
+    if spec.target is Target.CA:
+        return SecretKind.CA
+    if spec.target is Target.SA:
+        return SecretKind.SA
+    return spec.kind if spec.kind in PHASED_KINDS else None
+
+
+_SIGNER_WORDS = {
+    SecretKind.CA: "CA",
+    SecretKind.FRONT_PROXY_CA: "front-proxy CA",
+    SecretKind.SA: "service-account key",
+}
+
+
+def _hold_text(kind: SecretKind, step: RotationStep, overlap: timedelta | None, ref: str) -> str:
+    target = "sa" if kind is SecretKind.SA else kind.value
+    by_hand = f"`certlc rotate {ref} {target} --complete`"
+    if overlap is not None:
+        return f"by itself {short_human_duration(overlap)} later, or on {by_hand}"
+    if kind is SecretKind.SA:
+        if step is RotationStep.PREPARE:
+            return "at once"
+        return f"by itself after CERTLC_SA_OVERLAP (48h by default), or on {by_hand}"
+    return f"on {by_hand}"
+
+
+def render_phased_dry_run(
+    namespace: str, tcp: TcpSpec, kind: SecretKind, overlap: timedelta | None
+) -> list[str]:
+    """What a phased rotation of `kind` would do, step by step, and for the SA key which
+    ServiceAccount tokens stop verifying when."""
+    ref = f"{namespace}/{tcp.name}"
+    signer = _SIGNER_WORDS[kind]
+    present = managed_kinds(tcp)
+    what = {
+        RotationStep.PREPARE: f"a new {signer} is trusted beside the old one, which still signs",
+        RotationStep.SWAP: f"the new {signer} signs; both are still trusted",
+        RotationStep.COMPLETE: f"the old {signer} is no longer trusted",
+    }
+    lines = [f"dry run: rotate {ref} {kind.value} in phases (nothing is published)"]
+    for step, text in what.items():
+        names = [secret_name(tcp.name, k) for k in step_kinds(kind, step, present)]
+        lines.append(f"{step.value}: {text}; re-issues {', '.join(names)}; rolls out")
+        if (following := step.next) is not None:
+            lines.append(f"  {following.value} starts {_hold_text(kind, step, overlap, ref)}")
+    if kind is SecretKind.SA:
+        lines += sa_token_plan(overlap)
+    return lines
+
+
+def sa_token_plan(overlap: timedelta | None) -> list[str]:
+    """Which ServiceAccount tokens a phased SA rotation invalidates, and when."""
+    lasts = short_human_duration(overlap) if overlap is not None else "CERTLC_SA_OVERLAP (48h)"
+    lines = [
+        "tokens: every ServiceAccount token signed by the old key keeps verifying until "
+        f"complete, {lasts} after the swap; from then on it is refused. Tokens signed by the "
+        "new key verify from the swap on.",
+        "  - pods' projected tokens: the kubelet re-signs them at 80 % of their lifetime or "
+        "after 24 h, so they are new by complete when the overlap is at least 24 h;",
+        "  - legacy token Secrets (type kubernetes.io/service-account-token) and tokens from "
+        "`kubectl create token` issued before the swap stop verifying at complete: re-create "
+        "them during the overlap.",
+    ]
+    if overlap is not None and overlap < timedelta(hours=24):
+        lines.append(
+            f"warning: an overlap of {lasts} is shorter than the kubelet's 24 h refresh: pods "
+            "whose token is older than that are refused until the kubelet renews it"
+        )
+    return lines
 
 
 def render_dry_run(plan: DryRun) -> list[str]:

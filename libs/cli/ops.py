@@ -64,8 +64,10 @@ from libs.cli._rotate import (
     TargetError,
     TargetSpec,
     parse_target,
+    phased_kind,
     plan_dry_run,
     render_dry_run,
+    render_phased_dry_run,
     token_warning,
 )
 from libs.cli._rotations import (
@@ -85,7 +87,7 @@ from libs.contracts.codec import MalformedMessage, decode_accepted, decode_audit
 from libs.contracts.messages import KeyMaterialError
 from libs.contracts.records import Phase, RotationRecord
 from libs.kube.errors import KubeError, NotFound
-from libs.pki import PkiError, SecretKind, ca_bundle, secret_name
+from libs.pki import PkiError, SecretKind, TcpSpec, ca_bundle, secret_name
 from libs.runtime.topology import DUPLICATE_WINDOW
 
 REQUEST_TIMEOUT = 10.0
@@ -534,11 +536,10 @@ def _rotate(args: argparse.Namespace) -> int:
     if args.overlap is not None and not phased:
         fail(Exit.USAGE, "--overlap applies to a phased rotation (--phased, or the target sa)")
     if args.dry_run:
+        if args.complete or args.abort:
+            fail(Exit.USAGE, "--dry-run shows a new rotation; `certlc status` shows an open one")
         if phased:
-            fail(
-                Exit.USAGE,
-                "--dry-run shows an immediate rotation; `certlc status` shows a phased one",
-            )
+            return _phased_dry_run(args, namespace, tcp, spec)
         return _dry_run(args, namespace, tcp, spec)
     if spec.kind is SecretKind.SA and not phased:
         print("\n".join(token_warning(tcp)), file=sys.stderr)
@@ -566,6 +567,28 @@ def _rotate(args: argparse.Namespace) -> int:
             "interrupted; the rotation goes on: follow it with `certlc audit -f`", file=sys.stderr
         )
         return 130
+
+
+def _phased_dry_run(args: argparse.Namespace, namespace: str, tcp: str, spec: TargetSpec) -> int:
+    kind = phased_kind(spec)
+    if kind is None:
+        fail(
+            Exit.USAGE,
+            f"{args.target} is no signer: only ca, sa and the CA Secrets rotate in phases",
+        )
+    kube = kube_client(args.kubeconfig)
+    try:
+        tcp_obj = kube.get_tcp(namespace, tcp)
+    except KubeError as exc:
+        raise kube_failure(exc, f"TenantControlPlane {namespace}/{tcp}") from None
+    finally:
+        kube.close()
+    try:
+        tcp_spec = TcpSpec.from_resource(tcp_obj)
+    except PkiError as exc:
+        fail(Exit.PROBLEM, f"TenantControlPlane {namespace}/{tcp}: {exc}")
+    print("\n".join(render_phased_dry_run(namespace, tcp_spec, kind, args.overlap)))
+    return Exit.OK
 
 
 def _dry_run(args: argparse.Namespace, namespace: str, tcp: str, spec: TargetSpec) -> int:
