@@ -258,7 +258,25 @@ class RolloutSeen:
     step: RotationStep = RotationStep.NONE
 
 
-Observation = Requested | Scheduled | NextStep | IssueStarted | IssueFailed | Written | RolloutSeen
+@dataclass(frozen=True, slots=True)
+class Superseded:
+    """Lifecycle gives up an open phased rotation: its signer is being replaced at once (the
+    Secret was deleted or is invalid), so its next step has nothing to build on."""
+
+    why: str
+    at: datetime
+
+
+Observation = (
+    Requested
+    | Scheduled
+    | NextStep
+    | Superseded
+    | IssueStarted
+    | IssueFailed
+    | Written
+    | RolloutSeen
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +329,8 @@ def advance(record: RotationRecord | None, obs: Observation) -> Step:
             return _scheduled(record, obs)
         case NextStep():
             return Step(None, False) if record is None else _next_step(record, obs)
+        case Superseded():
+            return Step(None, False) if record is None else _superseded(record, obs)
         case IssueStarted():
             return _issue_started(record, obs)
         case IssueFailed():
@@ -368,6 +388,22 @@ def _next_step(record: RotationRecord, obs: NextStep) -> Step:
         updated_at=obs.at,
     )
     return Step(moved, True)
+
+
+def _superseded(record: RotationRecord, obs: Superseded) -> Step:
+    if not record.open or not record.phased:
+        return _same(record, obs.at)
+    given_up = msgspec.structs.replace(
+        record,
+        phase=Phase.COMPLETED,
+        stage=Stage.NONE,
+        aborted=True,
+        last_error=obs.why[:1024],
+        next_retry=None,
+        completed_at=obs.at,
+        updated_at=obs.at,
+    )
+    return Step(given_up, True)
 
 
 def _failed_issuing(record: RotationRecord) -> bool:
@@ -518,6 +554,7 @@ __all__ = [
     "RotationRecord",
     "Stage",
     "Step",
+    "Superseded",
     "Written",
     "advance",
     "key_parts",

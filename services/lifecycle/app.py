@@ -56,6 +56,7 @@ from libs.contracts.records import (
     Requested,
     RotationRecord,
     Scheduled,
+    Superseded,
     key_parts,
 )
 from libs.contracts.windows import Window
@@ -317,8 +318,7 @@ class Lifecycle:
             await self.resend(resend, now)
         for record, not_before in decision.reschedules:
             await self.reschedule(record, not_before, now)
-        for due in decision.steps:
-            await self.keep_or_move_on(key, due, now)
+        await self.phased(key, decision, now)
         for trip in decision.loop_trips:
             metrics.LOOP_GUARD_TRIPS.labels(trip.kind.value).inc()
             log.warning(
@@ -423,6 +423,24 @@ class Lifecycle:
         digest = hashlib.sha256(which.encode()).hexdigest()[:12]
         mark_id = f"{uid}:window:{digest}:{outside.not_after.isoformat()}"
         await publish_audit(self.bus, late, mark_id)
+
+    async def phased(self, key: TcpKey, decision: Decision, now: datetime) -> None:
+        """Waiting phased rotations moved on or kept; those whose signer is replaced at once
+        given up."""
+        ns, name = key
+        for due in decision.steps:
+            await self.keep_or_move_on(key, due, now)
+        for record in decision.superseded:
+            why = f"{name}-{record.phased} is replaced at once (missing or invalid)"
+            given_up = await self.store.advance(ns, name, record.id, Superseded(why, now))
+            if given_up is not None:
+                self.state.put_record(given_up)
+            log.warning(
+                "phased rotation given up at step %s: %s",
+                record.step.value,
+                why,
+                extra={"namespace": ns, "tcp": name, "rotation_id": record.id},
+            )
 
     async def keep_or_move_on(self, key: TcpKey, due: StepDue, now: datetime) -> None:
         """A waiting phased rotation whose hold has passed moves on; one that waits for the

@@ -184,6 +184,7 @@ class Decision:
     outside_window: tuple[OutsideWindow, ...] = ()  # renewals that could not wait, to report
     reschedules: tuple[Reschedule, ...] = ()  # scheduled rotations' records to write again
     steps: tuple[StepDue, ...] = ()  # waiting phased rotations to move on or keep
+    superseded: tuple[RotationRecord, ...] = ()  # phased rotations whose signer is replaced
 
 
 # --- the chain for one Secret -----------------------------------------------------------
@@ -661,7 +662,15 @@ def decide(state: TcpState, now: datetime, cfg: PolicySettings) -> Decision:
         outside_window=outside_windows(rotations, state, cfg),
         reschedules=reschedules(state, now, cfg),
         steps=waiting_steps(state, now),
+        superseded=superseded(state, rotations),
     )
+
+
+def superseded(state: TcpState, rotations: Sequence[Rotation]) -> tuple[RotationRecord, ...]:
+    """Open phased rotations whose signer one of `rotations` replaces at once (a deleted or
+    invalid CA Secret): given up, since their next step has nothing to build on."""
+    replaced = {k.value for rotation in rotations if not rotation.step for k in rotation.kinds}
+    return tuple(r for r in state.rotations if r.open and r.phased and r.phased in replaced)
 
 
 def outside_windows(

@@ -197,3 +197,25 @@ def test_an_aborted_phased_ca_rotation_leaves_the_old_ca_in_charge(
     wait_for(lambda: stack.phase(tcp) == "Ready", 60, "the TCP Ready again")
     record = stack.tap.records(tcp)[rid]
     assert record["aborted"] is True
+
+
+def test_deleting_the_ca_during_a_phased_rotation_replaces_it_at_once(
+    stack: Stack, tmp_path: Path
+) -> None:
+    tcp = CA_TCP
+    rid = rotation_id(stack.certlc("rotate", f"default/{tcp}", "ca", "--phased", kube=False))
+    wait_step(stack, tcp, rid, "prepare")
+    prepared = secret_data(stack, tcp, "ca")["ca.crt"]
+    stack.kubectl("delete", "secret", "-n", "default", f"{tcp}-ca")
+    wait_step(stack, tcp, rid, "prepare", "completed")  # given up
+    record = stack.tap.records(tcp)[rid]
+    assert record["aborted"] is True
+    assert "replaced at once" in record["last_error"]
+    # the seed's immediate rotation: a new CA, everything re-issued by it, the TCP Ready
+    wait_for(lambda: stack.rotations_done(tcp) and stack.deployment_done(tcp), 90, "the rotation")
+    wait_for(lambda: stack.phase(tcp) == "Ready", 60, "the TCP Ready again")
+    bundle = secret_data(stack, tcp, "ca")["ca.crt"]
+    assert certificates_in(bundle) == 1
+    assert fingerprints(bundle)[0] not in fingerprints(prepared)
+    results = handshakes(tmp_path, api_server(stack, tcp), client_credentials(stack, tcp, "now"))
+    assert all(results.values()), results

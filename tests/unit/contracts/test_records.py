@@ -23,6 +23,7 @@ from libs.contracts.records import (
     RotationRecord,
     Scheduled,
     Stage,
+    Superseded,
     Written,
     advance,
     key_parts,
@@ -330,3 +331,13 @@ def test_an_abort_marks_the_record_and_reverts_then_completes() -> None:
     assert done is not None
     assert done.phase is P.WAITING  # after revert it waits for the operator
     assert done.moves_on_at() is None
+
+
+def test_a_superseded_phased_rotation_is_given_up_with_why() -> None:
+    given_up = advance(phased(P.WAITING), Superseded("k8s-126-ca is replaced", T1)).record
+    assert given_up is not None
+    assert given_up.phase is P.COMPLETED
+    assert given_up.aborted
+    assert given_up.last_error == "k8s-126-ca is replaced"
+    unphased = rec(P.ROLLING_OUT)
+    assert advance(unphased, Superseded("x", T1)).record == unphased

@@ -189,3 +189,16 @@ def test_abort_while_a_step_is_under_way_is_a_conflict() -> None:
     assert isinstance(verdict, Rejected)
     assert verdict.code is ServiceErrorCode.CONFLICT
     assert "can be aborted once that step is rolled out" in verdict.message
+
+
+def test_a_deleted_ca_supersedes_its_phased_rotation() -> None:
+    waiting = phased(ST.PREPARE, Phase.WAITING)
+    secrets = healthy()
+    del secrets[K.CA]
+    decision = decide(TcpState(tcp(), secrets, rotations=(waiting,)), NOW, PolicySettings())
+    assert any(K.CA in r.kinds and not r.step for r in decision.rotations)  # at once
+    assert decision.superseded == (waiting,)
+    # a front-proxy CA rotation of the same TCP goes on
+    other = phased(ST.PREPARE, Phase.WAITING, K.FRONT_PROXY_CA)
+    decision = decide(TcpState(tcp(), secrets, rotations=(other,)), NOW, PolicySettings())
+    assert decision.superseded == ()
