@@ -85,6 +85,29 @@ def _with_copies(kind: SecretKind, data: dict[str, bytes]) -> dict[str, bytes]:
     return data
 
 
+def _promote(
+    kind: SecretKind,
+    current: Mapping[str, bytes],
+    first: bytes,
+    key: bytes,
+    kept: tuple[str, str],
+    missing: str,
+) -> dict[str, bytes]:
+    """The signer kept under `kept` (certificate, key data keys) made the one that signs, first
+    in the bundle, the current one after it."""
+    bundle_key, key_key = _keys(kind)
+    kept_cert, kept_key = kept
+    if not current.get(kept_key):
+        raise PhaseError(f"{kind.value} holds no such signer ({kept_key}): {missing}")
+    promoted = current[kept_key]
+    promoted_first = (
+        _public_of(kind, promoted)
+        if kind is SecretKind.SA
+        else _first(kind, current.get(kept_cert, b""))
+    )
+    return {bundle_key: promoted_first + first, key_key: promoted}
+
+
 def phased_data(
     kind: SecretKind,
     step: RotationStep,
@@ -108,35 +131,18 @@ def phased_data(
                 data[NEXT_CERT] = new_first
             return _with_copies(kind, data)
         case RotationStep.SWAP:
-            if not current.get(NEXT_KEY):
-                raise PhaseError(
-                    f"{kind.value} holds no prepared signer ({NEXT_KEY}): prepare first"
-                )
-            next_key = current[NEXT_KEY]
-            next_first = (
-                _public_of(kind, next_key)
-                if kind is SecretKind.SA
-                else _first(kind, current.get(NEXT_CERT, b""))
-            )
-            data = {bundle_key: next_first + first, key_key: next_key, PREVIOUS_KEY: key}
+            data = _promote(kind, current, first, key, (NEXT_CERT, NEXT_KEY), "prepare first")
+            data[PREVIOUS_KEY] = key
             if kind is not SecretKind.SA:
                 data[PREVIOUS_CERT] = first
             if kind is SecretKind.CA:
-                cross = cross_sign(load_certificate(next_first), load_signer(first, key))
-                data[CROSS_CERT] = certificate_pem(cross)
+                new_ca = load_certificate(data[bundle_key])
+                data[CROSS_CERT] = certificate_pem(cross_sign(new_ca, load_signer(first, key)))
             return _with_copies(kind, data)
         case RotationStep.REVERT:  # back to the state after prepare: the old signer signs
-            if not current.get(PREVIOUS_KEY):
-                raise PhaseError(
-                    f"{kind.value} holds no previous signer ({PREVIOUS_KEY}): nothing to revert to"
-                )
-            previous_key = current[PREVIOUS_KEY]
-            previous_first = (
-                _public_of(kind, previous_key)
-                if kind is SecretKind.SA
-                else _first(kind, current.get(PREVIOUS_CERT, b""))
-            )
-            data = {bundle_key: previous_first + first, key_key: previous_key, NEXT_KEY: key}
+            kept = (PREVIOUS_CERT, PREVIOUS_KEY)
+            data = _promote(kind, current, first, key, kept, "nothing to revert to")
+            data[NEXT_KEY] = key
             if kind is not SecretKind.SA:
                 data[NEXT_CERT] = first
             return _with_copies(kind, data)

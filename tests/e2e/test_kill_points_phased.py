@@ -109,7 +109,9 @@ def test_a_phased_ca_rotation_survives_a_kill_at_every_step_boundary(
     kill_when(stack, "lifecycle", at(stack, rid, "prepare", "waiting"), "waiting after prepare")
     wait_for(lambda: "swap waits" in stack.certlc("status", f"default/{TCP}"), 30, "status")
     complete(stack, "ca")
-    kill_when(stack, "rollout", at(stack, rid, "swap", "rolling-out"), "swap rolling out")
+    kill_when(
+        stack, "rollout", at(stack, rid, "swap", "written", "rolling-out"), "swap rolling out"
+    )
     wait_step(stack, TCP, rid, "swap")
     all_work(stack, tmp_path, before + client_credentials(stack, TCP, "now"))
     complete(stack, "ca")
@@ -125,7 +127,9 @@ def test_a_phased_ca_rotation_survives_a_kill_at_every_step_boundary(
     # already new, some leaves not yet), rollout just after complete was written
     before = now
     rid = rotation_id(stack.certlc("rotate", f"default/{TCP}", "ca", "--phased", kube=False))
-    kill_when(stack, "rollout", at(stack, rid, "prepare", "rolling-out"), "prepare rolling out")
+    kill_when(
+        stack, "rollout", at(stack, rid, "prepare", "written", "rolling-out"), "prepare rolling out"
+    )
     wait_step(stack, TCP, rid, "prepare")
     complete(stack, "ca")
     kill_when(stack, "issuer", mid_write(stack, rid, "swap"), "swap half written")
@@ -152,7 +156,9 @@ def test_an_sa_rotation_survives_a_kill_at_every_step_boundary(
     rid = rotation_id(out)
     kill_when(stack, "issuer", at(stack, rid, "prepare", "issuing"), "prepare issuing")
     # rollout killed while swap rolls out; lifecycle during the overlap after swap
-    kill_when(stack, "rollout", at(stack, rid, "swap", "rolling-out"), "swap rolling out")
+    kill_when(
+        stack, "rollout", at(stack, rid, "swap", "written", "rolling-out"), "swap rolling out"
+    )
     kill_when(stack, "lifecycle", at(stack, rid, "swap", "waiting"), "the overlap after swap")
     swapped = secret_data(stack, TCP, "sa-certificate")
     if record(stack, rid).get("phase") == "waiting":  # still in the overlap
