@@ -160,10 +160,11 @@ def _resolve_phased(
         return Rejected(ServiceErrorCode.BAD_REQUEST, "overlap_seconds must not be negative")
     if request.complete and request.abort:
         return Rejected(ServiceErrorCode.BAD_REQUEST, "complete and abort contradict each other")
-    if (request.complete or request.abort) and request.wait_for_window:
+    if request.wait_for_window:  # each step is a rollout: the operator times them
         return Rejected(
             ServiceErrorCode.BAD_REQUEST,
-            "complete and abort move a rotation now; wait_for_window does not apply",
+            "wait_for_window applies to immediate rotations; a phased rotation's steps start "
+            "when asked (complete) or after its overlap",
         )
     kind = _phased_kind(request)
     if isinstance(kind, Rejected):

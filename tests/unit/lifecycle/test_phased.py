@@ -175,6 +175,7 @@ def test_abort_backs_a_waiting_rotation_out(step: RotationStep, back: RotationSt
     [
         (request(Target.CA, abort=True, complete=True), "contradict"),
         (request(Target.CA, abort=True, wait_for_window=True), "wait_for_window"),
+        (request(Target.SA, wait_for_window=True), "wait_for_window applies to immediate"),
     ],
 )
 def test_contradictory_moves_are_malformed(req: RotateRequest, words: str) -> None:
