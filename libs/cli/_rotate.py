@@ -41,7 +41,7 @@ from libs.pki import (
     secret_name,
     short_human_duration,
 )
-from libs.pki.steps import PHASED_KINDS, RotationStep, step_kinds
+from libs.pki.steps import PHASE_KEYS, PHASED_KINDS, RotationStep, step_kinds
 
 TARGET_WORDS = (Target.X509, Target.KUBECONFIG, Target.CA, Target.SA)
 
@@ -127,10 +127,19 @@ def plan_dry_run(
     base = DryRun(ns, name, spec, deployment=name if deployment is not None else None)
     if PAUSED_ANNOTATION in _annotations(tcp):
         return _refused(base, 423, f"TenantControlPlane {where} is paused")
-    if phase == PHASE_CA_ROTATING:
-        return _refused(base, 409, f"a CA rotation of {where} is in progress; try again later")
     present = managed_kinds(tcp_spec)
     kinds = spec_kinds(spec, present)
+    in_phases = [k for k in PHASED_KINDS if _phase_keys(secrets.get(secret_name(name, k)))]
+    if phase == PHASE_CA_ROTATING and SecretKind.CA not in in_phases:
+        return _refused(base, 409, f"a CA rotation of {where} is in progress; try again later")
+    if rotated := [k for k in in_phases if k in kinds]:
+        kind = rotated[0]
+        return _refused(
+            base,
+            409,
+            f"{secret_name(name, kind)} is being rotated in phases; move that rotation on "
+            "with --complete (or --abort)",
+        )
     if spec.target is Target.SECRET and not kinds:
         message = f"Secret {spec.secret} is not managed for this TenantControlPlane"
         return _refused(base, 404, message)
@@ -145,6 +154,11 @@ def plan_dry_run(
     if paused_names:
         return _refused(result, 423, f"Secret {', '.join(paused_names)} is paused")
     return result
+
+
+def _phase_keys(secret: Mapping[str, Any] | None) -> bool:
+    """A signer Secret that holds what a phased rotation keeps between its steps."""
+    return secret is not None and any(k in (secret.get("data") or {}) for k in PHASE_KEYS)
 
 
 def _refused(plan: DryRun, code: int, message: str) -> DryRun:

@@ -104,6 +104,13 @@ def test_dry_run_plan_and_refusals() -> None:
         409,
         f"a CA rotation of default/{TCP} is in progress; try again later",
     )
+    # a phased CA rotation (its CA Secret holds the next CA): leaves go on, the CA is refused
+    phased = {f"{TCP}-ca": {"metadata": {"name": f"{TCP}-ca"}, "data": {"certlc-next.key": "eA=="}}}
+    assert plan_dry_run(parse_target(TCP, "x509"), rotating, phased, deployment).refusal is None
+    assert plan_dry_run(parse_target(TCP, "ca"), rotating, phased, deployment).refusal == (
+        409,
+        f"{TCP}-ca is being rotated in phases; move that rotation on with --complete (or --abort)",
+    )
 
 
 def accepted(*secrets: str, ca: bool = False) -> RotateAccepted:
