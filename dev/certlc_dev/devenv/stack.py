@@ -8,6 +8,7 @@ health port; `start()` returns once every service answers `/readyz`.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -24,10 +25,23 @@ from certlc_dev.paths import REPO
 SERVICES = ("watcher", "lifecycle", "issuer", "rollout")
 
 
+LISTEN_PORTS = range(20000, 32768)
+"""Where `free_port` picks from: below Linux's ephemeral range (32768-60999 by default), so that
+no outgoing connection and no `bind(0)` elsewhere is handed the port between the moment it is
+picked and the moment the service binds it."""
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now (any address), for a service to bind shortly."""
+    for _ in range(500):
+        port = secrets.choice(LISTEN_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {LISTEN_PORTS.start}-{LISTEN_PORTS.stop - 1}")
 
 
 def service_ready(port: int) -> bool:
