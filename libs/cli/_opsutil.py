@@ -293,3 +293,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def stamp(moment: datetime) -> str:
     """`2026-01-02T03:04:05Z`."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def phased_target(kind: str) -> str:
+    """The `certlc rotate` TARGET that names the phased rotation of Secret kind `kind`."""
+    return "sa" if kind == "sa-certificate" else kind

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from libs.cli._opsutil import phased_target
 from libs.contracts.api import (
     Audit,
     CaRotationCompleted,
@@ -200,7 +201,7 @@ _SIGNER_WORDS = {
 
 
 def _hold_text(kind: SecretKind, step: RotationStep, overlap: timedelta | None, ref: str) -> str:
-    target = "sa" if kind is SecretKind.SA else kind.value
+    target = phased_target(kind.value)
     by_hand = f"`certlc rotate {ref} {target} --complete`"
     if overlap is not None:
         return f"by itself {short_human_duration(overlap)} later, or on {by_hand}"

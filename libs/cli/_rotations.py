@@ -13,7 +13,7 @@ from typing import Any
 
 from libs.bus import Bus, open_bucket
 from libs.bus.read import StreamNotFoundError, open_reader
-from libs.cli._opsutil import stamp, table
+from libs.cli._opsutil import phased_target, stamp, table
 from libs.contracts.budget import SLOTS_BUCKET, SLOTS_KEY, Entry, Slots, queue
 from libs.contracts.codec import MalformedMessage
 from libs.contracts.records import ROTATIONS_BUCKET, Phase, RotationRecord, tcp_prefix
@@ -74,7 +74,7 @@ def waits_for(record: RotationRecord, now: datetime) -> str:
     if record.phase is not Phase.WAITING or following is None:
         return ""
     ref = f"{record.namespace}/{record.tcp}"
-    target = {"ca": "ca", "sa-certificate": "sa"}.get(record.phased, record.phased)
+    target = phased_target(record.phased)
     moves_on = record.moves_on_at()
     if moves_on is None:
         return (
