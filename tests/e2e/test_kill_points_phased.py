@@ -154,7 +154,12 @@ def test_an_sa_rotation_survives_a_kill_at_every_step_boundary(
     )
     out = stack.certlc("rotate", f"default/{TCP}", "sa", "--overlap", "4s", kube=False)
     rid = rotation_id(out)
-    kill_when(stack, "issuer", at(stack, rid, "prepare", "issuing"), "prepare issuing")
+    kill_when(
+        stack,
+        "issuer",
+        at(stack, rid, "prepare", "issuing", "written", "rolling-out"),
+        "prepare under way",
+    )
     # rollout killed while swap rolls out; lifecycle during the overlap after swap
     kill_when(
         stack, "rollout", at(stack, rid, "swap", "written", "rolling-out"), "swap rolling out"
