@@ -12,6 +12,7 @@ Subject layout (all lower case; Kubernetes names are encoded with `names.encode_
     certlc.audit.*.*.rotation-failed           issuer -> rollout      RotationFailed, as Events
     certlc.api.v1.rotate                       tooling -> lifecycle   RotateRequest (request/reply)
     certlc.api.v1.schedule                     tooling -> lifecycle   ScheduleRequest (req/reply)
+    certlc.members.<service>                   replica -> replicas    heartbeat (core NATS)
 
 The events stream keeps only the newest message per subject, so it is at once the change feed
 and a compacted snapshot of what the watcher last saw: a service that restarts rebuilds its
@@ -55,6 +56,11 @@ API_ENDPOINT: Final = "rotate"
 API_SCHEDULE_ENDPOINT: Final = "schedule"
 
 WATCHER_SYNCED: Final = f"{PREFIX}.events.watcher.synced"
+
+
+def members(service: str) -> str:
+    """Where the replicas of `service` hear each other (libs/bus/members.py); no stream."""
+    return f"{PREFIX}.members.{service}"
 
 
 def secret_event(namespace: str, tcp: str, secret: str) -> str:

@@ -12,6 +12,7 @@ import msgspec
 
 from libs.bus.auth import NatsAuth, NatsAuthError, resolve_auth
 from libs.contracts.budget import Budget
+from libs.contracts.partitions import DEFAULT_PARTITIONS
 from libs.contracts.windows import WindowError, parse_windows
 from libs.pki.errors import PkiError
 from libs.pki.keys import parse_key_algorithm
@@ -19,6 +20,7 @@ from libs.pki.overrides import FleetProfile
 from libs.pki.profiles import LEAF_VALIDITY
 from libs.pki.steps import DEFAULT_SA_OVERLAP
 
+MAX_PARTITIONS = 4096  # far more than replicas; each one re-deals them when a replica comes or goes
 MAX_KEY_RESERVE = 1024  # keys per algorithm: an RSA-4096 key object is about 4 KB
 
 
@@ -35,6 +37,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     health_port: int = 8080  # 0: any free port; -1: no health endpoint
     log_level: str = "info"
     stream_replicas: int = 1
+    # replicas of a service share the fleet by partition (libs/contracts/partitions.py); the
+    # count is fixed for a fleet, the lease is how long a silent replica keeps its share
+    partitions: int = DEFAULT_PARTITIONS
+    member_lease: timedelta = timedelta(seconds=5)
     # watcher
     watch_label_selector: str = "kamaji.clastix.io/project=kamaji"
     watch_timeout: timedelta = timedelta(minutes=5)
@@ -73,6 +79,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         if not 0 <= self.renew_jitter <= 1:
             raise ValueError(f"renew_jitter must be within 0 and 1, got {self.renew_jitter}")
+        if not 1 <= self.partitions <= MAX_PARTITIONS:
+            raise ValueError(f"partitions must be within 1 and {MAX_PARTITIONS}")
+        if self.member_lease < timedelta(seconds=1):
+            raise ValueError("member_lease must be at least 1s (heartbeats go every quarter)")
         if not 0 <= self.key_reserve <= MAX_KEY_RESERVE:
             raise ValueError(f"key_reserve must be within 0 and {MAX_KEY_RESERVE}")
         if self.rollout_budget < 0 or self.rollout_budget_per_namespace < 0:

@@ -28,6 +28,9 @@ CONTEXT_FIELDS = (
     "subject",
     "code",
     "duration_seconds",
+    "member",
+    "members",
+    "partitions_owned",
 )
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(-----END [A-Z0-9 ]+-----|$)", re.S)
 # An nkey seed: "S", the key type, 56 base32 characters.

@@ -8,6 +8,9 @@ Each service exports the ones it updates on `/metrics`:
                                                         when the expiry warning starts)
     certlc_rotations_requested_total{reason}            lifecycle
     certlc_loop_guard_trips_total{kind}                 lifecycle
+    certlc_partitions_owned{service}                    lifecycle (this replica's share)
+    certlc_members{service}                             lifecycle (live replicas it hears)
+    certlc_evaluations_total{service}                   lifecycle (TCPs decided by this replica)
     certlc_rotations_total{reason,result}               issuer (result: success, failed, retried)
     certlc_secrets_written_total{kind,action}           issuer
     certlc_issuer_reserved_keys{algorithm}              issuer (keys generated ahead, held)
@@ -98,6 +101,15 @@ ROLLOUT_QUEUE = Gauge(
 ROLLOUT_QUEUE_DEADLINE = Gauge(
     "certlc_rollout_queue_earliest_deadline_timestamp_seconds",
     "Deadline (earliest NotAfter) of the first TCP waiting for a rollout slot; 0: none waits",
+)
+PARTITIONS_OWNED = Gauge(
+    "certlc_partitions_owned",
+    "Partitions of the fleet this replica works on (CERTLC_PARTITIONS in all)",
+    ("service",),
+)
+MEMBERS = Gauge("certlc_members", "Live replicas of the service, as this one hears", ("service",))
+EVALUATIONS = Counter(
+    "certlc_evaluations_total", "TCPs decided by this replica (its share of the work)", ("service",)
 )
 READY = Gauge("certlc_ready", "1 when the service is ready (/readyz answers 200), else 0")
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from libs.bus import Bus, Discovery, ServiceError, connect, ensure_topology, publish, serve
 from libs.bus.delivery import Request
+from libs.bus.members import Membership
 from libs.bus.replay import follow_stream
 from libs.contracts import subjects
 from libs.contracts.api import (
@@ -49,6 +50,7 @@ from libs.contracts.messages import (
     RotateCommand,
     TcpDeleted,
 )
+from libs.contracts.partitions import partition_of
 from libs.contracts.records import (
     ROTATIONS_BUCKET,
     NextStep,
@@ -132,6 +134,10 @@ class Lifecycle:
             window_margin=settings.window_margin,
         )
         self.sa_overlap = settings.sa_overlap
+        # The partitions of the fleet this replica decides for (all of them until it hears
+        # other replicas: libs/bus/members.py). Every replica folds every event, so a partition
+        # it takes over is decided at once, from memory.
+        self.owned: frozenset[int] = frozenset(range(settings.partitions))
         self.state = FleetState()
         self.store = RotationStore(bus, settings.stream_replicas)
         self.caught_up = asyncio.Event()
@@ -220,6 +226,24 @@ class Lifecycle:
         if self.ready() and (self.wake_at is None or when < self.wake_at):
             self.wakeup.set()
 
+    def owns(self, key: TcpKey) -> bool:
+        return partition_of(*key, self.settings.partitions) in self.owned
+
+    def on_partitions(self, owned: frozenset[int]) -> None:
+        """This replica's share changed: TCPs it gained are decided now; the gauges of those it
+        lost are removed (their new owner exports them)."""
+        gained = owned - self.owned
+        self.owned = owned
+        metrics.PARTITIONS_OWNED.labels("lifecycle").set(len(owned))
+        now = now_utc()
+        for key in list(self.state.tcps):
+            partition = partition_of(*key, self.settings.partitions)
+            if partition in gained:
+                self.schedule(key, now)
+            elif partition not in owned:
+                self.due.pop(key, None)
+                self.export(key, None)
+
     def ready(self) -> bool:
         return (
             self.caught_up.is_set()
@@ -243,6 +267,8 @@ class Lifecycle:
             if self.ready():
                 for key in [k for k, t in self.due.items() if t <= now]:
                     del self.due[key]
+                    if not self.owns(key):  # another replica's share
+                        continue
                     try:
                         await self.evaluate(key)
                     except Exception:  # keep deciding for every other TCP; this one again soon
@@ -266,6 +292,7 @@ class Lifecycle:
             self.export(key, view)
             if view is None:
                 return
+            metrics.EVALUATIONS.labels("lifecycle").inc()
             now = now_utc()
             decision = decide(view, now, self.policy)
             await self.act(key, decision, now)
@@ -713,7 +740,16 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         )
         if settings.health_port >= 0:
             await health.start()
+        membership = Membership(
+            bus,
+            subjects.members("lifecycle"),
+            partitions=settings.partitions,
+            lease=settings.member_lease.total_seconds(),
+            on_change=app.on_partitions,
+        )
+        metrics.MEMBERS.labels("lifecycle").set_function(lambda: len(membership.members()))
         tasks = [
+            asyncio.create_task(membership.run(stop)),
             asyncio.create_task(
                 follow_stream(
                     bus,

@@ -105,7 +105,9 @@ NATS_USERS: dict[str, NatsPermissions] = {
         subscribe=frozenset({INBOX}),
     ),
     "certlc-lifecycle": NatsPermissions(
-        publish=frozenset({subjects.ROTATE_SUBJECTS, subjects.AUDIT_SUBJECTS})
+        publish=frozenset(
+            {subjects.ROTATE_SUBJECTS, subjects.AUDIT_SUBJECTS, subjects.members("lifecycle")}
+        )
         | ordered_follow(subjects.EVENTS_STREAM)
         | records(follow=True)
         | topology_admin("lifecycle"),
@@ -113,6 +115,7 @@ NATS_USERS: dict[str, NatsPermissions] = {
             {
                 f"{subjects.API_ROTATE} {subjects.API_QUEUE_GROUP}",
                 f"{subjects.API_SCHEDULE} {subjects.API_QUEUE_GROUP}",
+                subjects.members("lifecycle"),
                 INBOX,
             }
         )
