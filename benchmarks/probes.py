@@ -142,7 +142,7 @@ class BenchStack:
         seed_datastores(self.sim, postgres=False)
         return self.sim
 
-    def make_services(self) -> ServiceSet:
+    def make_services(self, replicas: Mapping[str, int] | None = None) -> ServiceSet:
         assert self.nats is not None
         assert self.kubeconfig is not None
         self.services = ServiceSet(
@@ -151,12 +151,18 @@ class BenchStack:
             kubeconfigs=self.kubeconfigs,
             log_dir=self.workdir / "logs",
             settings=dict(self.settings),
+            replicas=replicas,
         )
         return self.services
 
     def pids(self) -> dict[str, ProcStat]:
+        """Each service process by name; a second replica as `<name>-1`, and so on."""
         assert self.services is not None
-        return {p.name: ProcStat(p.proc.pid) for p in self.services.processes if p.proc}
+        return {
+            p.name if p.instance == 0 else f"{p.name}-{p.instance}": ProcStat(p.proc.pid)
+            for p in self.services.processes
+            if p.proc
+        }
 
     @property
     def url(self) -> str:
