@@ -65,15 +65,18 @@ class PolicySettings:
     windows: tuple[Window, ...] = ()  # the fleet's maintenance windows; none: whenever due
     window_margin: timedelta = timedelta(hours=2)  # no window fits: renew at NotAfter - this
 
-    @property
-    def fleet(self) -> FleetProfile:
-        """The fleet profile a TCP's profile annotations override (libs/pki/overrides.py)."""
-        return FleetProfile(
+    # The fleet profile a TCP's profile annotations override (libs/pki/overrides.py): built
+    # once, since every certificate's deadline is looked up through it.
+    fleet: FleetProfile = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        profile = FleetProfile(
             leaf_validity=self.leaf_validity,
             renew_before=self.deadline,
             jitter=self.jitter,
             windows=self.windows,
         )
+        object.__setattr__(self, "fleet", profile)
 
 
 @dataclass(frozen=True, slots=True)
