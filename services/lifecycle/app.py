@@ -266,6 +266,8 @@ class Lifecycle:
             nearest = None
             if self.ready():
                 for key in [k for k, t in self.due.items() if t <= now]:
+                    if (due := self.due.get(key)) is None or due > now:
+                        continue  # dropped or put off while an earlier one was decided
                     del self.due[key]
                     if not self.owns(key):  # another replica's share
                         continue
@@ -277,6 +279,10 @@ class Lifecycle:
                             extra={"namespace": key[0], "tcp": key[1]},
                         )
                         self.due.setdefault(key, now_utc() + RETRY_EVALUATION)
+                    # A decision that publishes nothing never gives the loop up: without this a
+                    # burst (a fleet caught up, a share taken over) would starve the heartbeats,
+                    # the health checks and the events for as long as it lasts.
+                    await asyncio.sleep(0)
                 nearest = min([*self.due.values(), *(t for t, _ in self.timers[:1])], default=None)
             timeout = None if nearest is None else max(0.0, (nearest - now_utc()).total_seconds())
             self.wake_at = nearest

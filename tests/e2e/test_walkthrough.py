@@ -20,8 +20,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-replica", "two-replicas"])
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """The demo with one, or two, processes of every service (replicas share the work)."""
     workdir = Path(tmp_path_factory.mktemp("demo"))
     log = (workdir / "demo.out").open("wb")
     proc = subprocess.Popen(
@@ -34,6 +37,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             str(workdir),
             "--ready-delay",
             "1",
+            "--replicas",
+            str(request.param),
         ],
         cwd=ROOT,
         stdout=log,

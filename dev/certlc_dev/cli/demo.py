@@ -150,6 +150,12 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)"
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes of each service (2: replicas share the work, as deployed for HA)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -169,7 +175,8 @@ def _announce(services: ServiceSet, workdir: Path, env: str) -> None:
     print(f"certlc is running: watcher, lifecycle, issuer, rollout (logs in {workdir / 'logs'})")
     for process in services.processes:
         base = f"http://127.0.0.1:{process.port}"
-        print(f"  {process.name:<9} health {base}/readyz  metrics {base}/metrics")
+        name = process.name if process.instance == 0 else f"{process.name}-{process.instance}"
+        print(f"  {name:<11} health {base}/readyz  metrics {base}/metrics")
     print(STAND_IN_PODS)
     print(f"To start from scratch: stop the demo, then rm -rf {workdir}")
     print("In another terminal:\n")
@@ -232,6 +239,7 @@ def _run_locked(args: argparse.Namespace, workdir: Path) -> int:
             kubeconfigs=service_kubeconfigs,
             log_dir=workdir / "logs",
             ports={name: ports[name] for name in SERVICES},
+            replicas=dict.fromkeys(SERVICES, max(1, args.replicas)),
         )
         services.start()
         _wait_for_secrets(sim, args.tcp)
