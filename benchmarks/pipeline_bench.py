@@ -467,15 +467,22 @@ class CpuSampler:
         return None
 
 
-def _metric_series(port: int, name: str) -> int:
+def _metric_lines(port: int, name: str) -> list[str]:
+    """The lines of a service's /metrics that start with `name`."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
-        return sum(1 for line in r.read().decode().splitlines() if line.startswith(name + "{"))
+        return [x for x in r.read().decode().splitlines() if x.startswith(name)]
+
+
+def _metric_series(port: int, name: str) -> int:
+    return len(_metric_lines(port, name + "{"))
 
 
 def _metric_value(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
-        lines = [x for x in r.read().decode().splitlines() if x.startswith(name)]
+    lines = _metric_lines(port, name)
     return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+
+OWNED = 'certlc_partitions_owned{service="lifecycle"}'
 
 
 def scale_targets(n: int) -> tuple[float, float, float]:
@@ -570,10 +577,7 @@ def run_scale(args: argparse.Namespace, report: Report) -> None:
                 _metric_value(p.port, 'certlc_evaluations_total{service="lifecycle"}')
                 for p in lifecycles
             ]
-            owned = [
-                _metric_value(p.port, 'certlc_partitions_owned{service="lifecycle"}')
-                for p in lifecycles
-            ]
+            owned = [_metric_value(p.port, OWNED) for p in lifecycles]
             report.add(
                 scenario,
                 "lifecycle replicas: partitions owned; TCPs decided",
@@ -605,20 +609,12 @@ def run_scale(args: argparse.Namespace, report: Report) -> None:
 
 def _takeover(lifecycles: Sequence[Any], scenario: str, report: Report) -> None:
     """SIGKILL the first lifecycle replica; time until the others own every partition."""
-    partitions = sum(
-        _metric_value(p.port, 'certlc_partitions_owned{service="lifecycle"}') for p in lifecycles
-    )
+    partitions = sum(_metric_value(p.port, OWNED) for p in lifecycles)
     survivors = lifecycles[1:]
     lifecycles[0].kill()
     killed = time.monotonic()
     wait_for(
-        lambda: (
-            sum(
-                _metric_value(p.port, 'certlc_partitions_owned{service="lifecycle"}')
-                for p in survivors
-            )
-            == partitions
-        ),
+        lambda: sum(_metric_value(p.port, OWNED) for p in survivors) == partitions,
         60,
         "the surviving lifecycle replicas to own every partition",
     )

@@ -70,19 +70,13 @@ class Membership:
     def members(self) -> frozenset[str]:
         return live(self.heard, self.clock(), self.lease) | {self.me}
 
-    def owns(self, partition: int) -> bool:
-        return partition in self.owned
-
     def _update(self) -> None:
-        owned = owned_by(self.partitions, self.members(), self.me)
+        members = self.members()
+        owned = owned_by(self.partitions, members, self.me)
         if owned != self.owned:
             log.info(
                 "partitions reassigned",
-                extra={
-                    "member": self.me,
-                    "members": len(self.members()),
-                    "partitions_owned": len(owned),
-                },
+                extra={"member": self.me, "members": len(members), "partitions_owned": len(owned)},
             )
             self.owned = owned
             if self.on_change is not None:

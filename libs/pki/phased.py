@@ -89,7 +89,6 @@ def _promote(
     kind: SecretKind,
     current: Mapping[str, bytes],
     first: bytes,
-    key: bytes,
     kept: tuple[str, str],
     missing: str,
 ) -> dict[str, bytes]:
@@ -131,7 +130,7 @@ def phased_data(
                 data[NEXT_CERT] = new_first
             return _with_copies(kind, data)
         case RotationStep.SWAP:
-            data = _promote(kind, current, first, key, (NEXT_CERT, NEXT_KEY), "prepare first")
+            data = _promote(kind, current, first, (NEXT_CERT, NEXT_KEY), "prepare first")
             data[PREVIOUS_KEY] = key
             if kind is not SecretKind.SA:
                 data[PREVIOUS_CERT] = first
@@ -141,7 +140,7 @@ def phased_data(
             return _with_copies(kind, data)
         case RotationStep.REVERT:  # back to the state after prepare: the old signer signs
             kept = (PREVIOUS_CERT, PREVIOUS_KEY)
-            data = _promote(kind, current, first, key, kept, "nothing to revert to")
+            data = _promote(kind, current, first, kept, "nothing to revert to")
             data[NEXT_KEY] = key
             if kind is not SecretKind.SA:
                 data[NEXT_CERT] = first

@@ -218,8 +218,11 @@ class Lifecycle:
                 self.schedule(key, now + slice_length * int(REEVALUATION_SLICES * spread_of(key)))
 
     def schedule(self, key: TcpKey | None, when: datetime) -> None:
+        """Decide TCP `key` (None: every TCP) at `when`, if it is in this replica's share."""
         keys = [key] if key is not None else list(self.state.tcps)
         for k in keys:
+            if not self.owns(k):  # its owner decides it; on_partitions when it becomes ours
+                continue
             current = self.due.get(k)
             if current is None or when < current:
                 self.due[k] = when
