@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import secrets
 import socket
 import time
@@ -32,6 +33,7 @@ from libs.contracts.partitions import live, owned_by
 log = logging.getLogger(__name__)
 
 LEAVING = b"leaving:"
+MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # what member_id() makes
 
 
 def member_id() -> str:
@@ -83,13 +85,19 @@ class Membership:
                 self.on_change(owned)
 
     async def _on_message(self, msg: Msg) -> None:
-        data = msg.data
-        if data.startswith(LEAVING):
-            self.heard.pop(data[len(LEAVING) :].decode(errors="replace"), None)
-        else:
-            member = data.decode(errors="replace")
-            if member and member != self.me:
-                self.heard[member] = self.clock()
+        leaving = msg.data.startswith(LEAVING)
+        member = msg.data.removeprefix(LEAVING).decode(errors="replace")
+        if not MEMBER_ID.fullmatch(member):
+            log.warning(
+                "ignoring a heartbeat that names no member id (%d bytes)",
+                len(msg.data),
+                extra={"subject": self.subject},
+            )
+            return
+        if leaving:
+            self.heard.pop(member, None)
+        elif member != self.me:
+            self.heard[member] = self.clock()
         self._update()
 
     async def _beat(self, payload: bytes) -> None:

@@ -76,3 +76,20 @@ async def test_a_silent_replica_loses_its_share_when_its_lease_runs_out(bus: Bus
     finally:
         stop.set()
         await task
+
+
+async def test_a_malformed_heartbeat_is_ignored_and_listening_goes_on(bus: Bus) -> None:
+    a = Membership(bus, SUBJECT, partitions=8, lease=1.0, me="a")
+    stop = asyncio.Event()
+    task = asyncio.create_task(a.run(stop))
+    try:
+        await a.listening.wait()
+        for junk in (b"", b"leaving:", b"*", b"x" * 500, b"\xff\xfe", b"two words"):
+            await bus.client.publish(SUBJECT, junk)
+        await bus.client.publish(SUBJECT, b"b")
+        await until(lambda: "b" in a.members())
+        assert a.members() == {"a", "b"}
+        assert a.owned == assign(8, ["a", "b"])["a"]
+    finally:
+        stop.set()
+        await task
